@@ -1,0 +1,122 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is what flags and their environment twins set. Flags win.
+type Config struct {
+	Listen          string
+	DB              string
+	Models          string
+	AdminToken      string
+	ORTLib          string
+	Demo            bool
+	LogFormat       string
+	LogLevel        string
+	MaxBodyBytes    int64
+	ShutdownTimeout time.Duration
+}
+
+// flagSet returns the flags of a subcommand bound to cfg, defaults taken
+// from the environment (getenv) where set.
+func flagSet(name string, cfg *Config, getenv func(string) string, errOut io.Writer) (*flag.FlagSet, *envErrors) {
+	fs := flag.NewFlagSet("abgate "+name, flag.ContinueOnError)
+	fs.SetOutput(errOut)
+	envErrs := &envErrors{}
+	str := func(p *string, flagName, env, def, usage string) {
+		if v := getenv(env); v != "" {
+			def = v
+		}
+		fs.StringVar(p, flagName, def, usage+" (env "+env+")")
+	}
+	str(&cfg.Listen, "listen", "ABGATE_LISTEN", "127.0.0.1:8080", "address to serve HTTP on")
+	str(&cfg.DB, "db", "ABGATE_DATABASE_URL", "", "database: empty = sqlite:./data/abgate.db, sqlite:PATH, or postgres://...")
+	str(&cfg.Models, "models", "ABGATE_MODELS", "./models", "model repository folder")
+	str(&cfg.AdminToken, "admin-token", "ABGATE_ADMIN_TOKEN", "", "token of the admin API key (generated and printed once on first start when empty)")
+	str(&cfg.ORTLib, "ort-lib", "ABGATE_ORT_LIB", "./lib/libonnxruntime.so.1", "ONNX Runtime shared library")
+	str(&cfg.LogFormat, "log-format", "ABGATE_LOG_FORMAT", "text", "log format: text or json")
+	str(&cfg.LogLevel, "log-level", "ABGATE_LOG_LEVEL", "info", "log level: debug, info, warn or error")
+
+	demo := false
+	if v := getenv("ABGATE_DEMO"); v != "" {
+		b, err := strconv.ParseBool(v)
+		envErrs.add("ABGATE_DEMO", v, err)
+		demo = b
+	}
+	fs.BoolVar(&cfg.Demo, "demo", demo, "write the demo models and seed the demo experiment (env ABGATE_DEMO)")
+
+	maxBody := int64(1 << 20)
+	if v := getenv("ABGATE_MAX_BODY_BYTES"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		envErrs.add("ABGATE_MAX_BODY_BYTES", v, err)
+		maxBody = n
+	}
+	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", maxBody, "largest accepted request body in bytes (env ABGATE_MAX_BODY_BYTES)")
+
+	shutdown := 30 * time.Second
+	if v := getenv("ABGATE_SHUTDOWN_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		envErrs.add("ABGATE_SHUTDOWN_TIMEOUT", v, err)
+		shutdown = d
+	}
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", shutdown, "how long to drain requests on SIGTERM (env ABGATE_SHUTDOWN_TIMEOUT)")
+	return fs, envErrs
+}
+
+// envErrors collects environment values that do not parse.
+type envErrors struct{ msgs []string }
+
+func (e *envErrors) add(env, v string, err error) {
+	if err != nil {
+		e.msgs = append(e.msgs, fmt.Sprintf("%s=%q: %v", env, v, err))
+	}
+}
+
+func (e *envErrors) err() error {
+	if len(e.msgs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("bad environment: %s", strings.Join(e.msgs, "; "))
+}
+
+// validate checks the values that flags cannot.
+func (c *Config) validate() error {
+	if c.MaxBodyBytes < 1024 {
+		return fmt.Errorf("--max-body-bytes must be at least 1024, got %d", c.MaxBodyBytes)
+	}
+	if c.ShutdownTimeout <= 0 {
+		return fmt.Errorf("--shutdown-timeout must be positive, got %v", c.ShutdownTimeout)
+	}
+	if _, err := c.level(); err != nil {
+		return err
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return fmt.Errorf("--log-format must be text or json, got %q", c.LogFormat)
+	}
+	return nil
+}
+
+func (c *Config) level() (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return 0, fmt.Errorf("--log-level must be debug, info, warn or error, got %q", c.LogLevel)
+	}
+	return l, nil
+}
+
+// logger returns the slog logger the config asks for, writing to w.
+func (c *Config) logger(w io.Writer) *slog.Logger {
+	level, _ := c.level()
+	opts := &slog.HandlerOptions{Level: level}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,68 @@
+// Command abgate is the A/B experimentation platform for machine-learning
+// models: one binary with the subcommands serve (everything in one
+// process), migrate and version.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/gin-gonic/gin"
+)
+
+// Version is set at build time with -ldflags "-X main.Version=...".
+var Version = "dev"
+
+const usage = `abgate: A/B experiments for machine-learning models
+
+usage: abgate <command> [flags]
+
+commands:
+  serve            run everything in one process (admin API, metrics)
+  migrate up       apply pending database migrations
+  migrate status   list migrations and whether they are applied
+  version          print the version
+
+Run "abgate <command> -h" for the flags of a command.
+`
+
+func main() {
+	gin.SetMode(gin.ReleaseMode)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run executes one command line and returns the exit code.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "serve":
+		err = serve(ctx, rest, getenv, stdout, stderr)
+	case "migrate":
+		err = migrate(ctx, rest, getenv, stdout, stderr)
+	case "version", "-version", "--version":
+		fmt.Fprintf(stdout, "abgate %s\n", Version)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "abgate: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	if err == errUsage {
+		return 2
+	} else if err != nil {
+		fmt.Fprintf(stderr, "abgate: %v\n", err)
+		return 1
+	}
+	return 0
+}

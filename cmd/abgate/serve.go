@@ -1,0 +1,212 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"gorm.io/gorm"
+
+	"abgate"
+	"abgate/experiments"
+	"abgate/migrations"
+)
+
+// errUsage reports a command line that did not parse (already explained).
+var errUsage = errors.New("usage")
+
+// parse parses the flags of a subcommand into a validated Config.
+func parse(name string, args []string, getenv func(string) string, stderr io.Writer) (*Config, []string, error) {
+	cfg := &Config{}
+	fs, envErrs := flagSet(name, cfg, getenv, stderr)
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		return nil, nil, errUsage
+	} else if err != nil {
+		return nil, nil, errUsage
+	}
+	if err := envErrs.err(); err != nil {
+		return nil, nil, err
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, nil, err
+	}
+	return cfg, fs.Args(), nil
+}
+
+// openDB opens and migrates the configured database.
+func openDB(ctx context.Context, cfg *Config, log *slog.Logger) (*gorm.DB, error) {
+	db, dialect, err := migrations.Open(ctx, cfg.DB, log)
+	if err != nil {
+		return nil, err
+	}
+	applied, err := migrations.Up(ctx, db)
+	if err != nil {
+		closeDB(db, log)
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	for _, m := range applied {
+		log.Info("migration applied", "version", m.Version, "name", m.Name)
+	}
+	log.Info("database ready", "dialect", dialect)
+	return db, nil
+}
+
+func closeDB(db *gorm.DB, log *slog.Logger) {
+	if sqlDB, err := db.DB(); err == nil {
+		if err := sqlDB.Close(); err != nil {
+			log.Warn("database close failed", "err", err)
+		}
+	}
+}
+
+// serve runs `abgate serve` until ctx is done, then shuts down in reverse
+// order: HTTP drain, then the database.
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, rest, err := parse("serve", args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return fmt.Errorf("serve takes no arguments, got %q", rest)
+	}
+	log := cfg.logger(stderr)
+
+	db, err := openDB(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeDB(db, log)
+	if err := migrations.EnsurePartitions(ctx, db, time.Now()); err != nil {
+		return fmt.Errorf("exposure partitions: %w", err)
+	}
+	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBackground()
+	go migrations.RunPartitionMaintenance(bgCtx, db, log, 24*time.Hour)
+
+	store := experiments.NewStore(db, log)
+	token, err := store.EnsureAdmin(ctx, cfg.AdminToken)
+	if err != nil {
+		return fmt.Errorf("admin key: %w", err)
+	}
+	if token != "" {
+		fmt.Fprintf(stdout, "abgate: admin token (shown once, store it now): %s\n", token)
+	}
+	if cfg.Demo {
+		if err := store.SeedDemo(ctx); err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+		log.Info("demo experiment ready", "experiment", experiments.DemoExperiment, "route", experiments.DemoRoute)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	handler := newHandler(cfg, store, db, log, reg)
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info("abgate serving", "addr", ln.Addr().String(), "version", Version)
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: draining requests", "timeout", cfg.ShutdownTimeout)
+	shutCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		log.Warn("http drain incomplete", "err", err)
+	}
+	stopBackground()
+	log.Info("shutdown complete")
+	return nil
+}
+
+// newHandler builds the HTTP handler of `abgate serve`.
+func newHandler(cfg *Config, store *experiments.Store, db *gorm.DB, log *slog.Logger, reg *prometheus.Registry) http.Handler {
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.ContextWithFallback = true
+	r.Use(recovery(log), requestID, limitBody(cfg.MaxBodyBytes))
+	r.NoRoute(func(c *gin.Context) {
+		experiments.WriteError(c, abgate.Errorf(abgate.ENOTFOUND, "no route %s %s", c.Request.Method, c.Request.URL.Path))
+	})
+	r.NoMethod(func(c *gin.Context) {
+		c.Status(http.StatusMethodNotAllowed)
+		abgate.WriteHTTPError(c.Writer, abgate.Errorf(abgate.EINVALID, "method %s is not allowed on %s", c.Request.Method, c.Request.URL.Path))
+		c.Abort()
+	})
+
+	r.GET("/healthz", func(c *gin.Context) {
+		sqlDB, err := db.DB()
+		if err == nil {
+			err = sqlDB.PingContext(c.Request.Context())
+		}
+		if err != nil {
+			experiments.WriteError(c, abgate.Errorf(abgate.EUNAVAILABLE, "database unreachable"))
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"status": "ok", "version": Version})
+	})
+	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
+	experiments.NewAPI(store, log).Mount(r.Group("/api/v1"))
+	return r
+}
+
+// recovery turns a panic into a logged internal error answer.
+func recovery(log *slog.Logger) gin.HandlerFunc {
+	return gin.CustomRecoveryWithWriter(io.Discard, func(c *gin.Context, recovered any) {
+		log.Error("panic in handler", "path", c.Request.URL.Path, "request_id", abgate.RequestIDFromContext(c.Request.Context()), "err", fmt.Sprint(recovered))
+		experiments.WriteError(c, abgate.Errorf(abgate.EINTERNAL, "internal error"))
+	})
+}
+
+// requestID propagates the client's X-Request-ID (when sane) or makes one,
+// puts it in the request context and in the answer.
+func requestID(c *gin.Context) {
+	id := c.GetHeader("X-Request-ID")
+	if id == "" || len(id) > 128 {
+		var b [16]byte
+		_, _ = rand.Read(b[:])
+		id = hex.EncodeToString(b[:])
+	}
+	c.Header("X-Request-ID", id)
+	c.Request = c.Request.WithContext(abgate.NewContextWithRequestID(c.Request.Context(), id))
+	c.Next()
+}
+
+// limitBody caps request bodies at n bytes; reading past it fails with
+// *http.MaxBytesError, which answers 413.
+func limitBody(n int64) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if c.Request.ContentLength > n {
+			abgate.WriteHTTPError(c.Writer, &http.MaxBytesError{Limit: n})
+			c.Abort()
+			return
+		}
+		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, n)
+		c.Next()
+	}
+}
