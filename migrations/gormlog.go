@@ -22,7 +22,7 @@ type gormLogger struct {
 }
 
 var (
-	_ logger.Interface = (*gormLogger)(nil)
+	_ logger.Interface  = (*gormLogger)(nil)
 	_ gorm.ParamsFilter = (*gormLogger)(nil)
 )
 

@@ -120,8 +120,10 @@ CREATE TABLE exposures (
 );
 -- Per-experiment aggregation: first exposure and variant of every unit.
 CREATE INDEX exposures_experiment_unit ON exposures (experiment_id, unit_id, at, variant_id);
--- Feedback joins by request id.
-CREATE INDEX exposures_request ON exposures (request_id) WHERE request_id <> '';
+-- Feedback joins by request id. Not partial (WHERE request_id <> '') as on
+-- PostgreSQL: SQLite uses a partial index only for queries that repeat its
+-- WHERE term, so "WHERE request_id = ?" would scan the table.
+CREATE INDEX exposures_request ON exposures (request_id);
 -- Time windows (drift, retention).
 CREATE INDEX exposures_at ON exposures (at);
 
@@ -138,7 +140,7 @@ CREATE TABLE outcomes (
     event_id      TEXT
 );
 CREATE INDEX outcomes_experiment_metric_unit ON outcomes (experiment_id, metric_key, unit_id, at, value);
-CREATE INDEX outcomes_request ON outcomes (request_id) WHERE request_id <> '';
+CREATE INDEX outcomes_request ON outcomes (request_id);
 
 -- imported_events deduplicates NDJSON imports: an event id is stored once
 -- per experiment, whatever its type, so a repeated import adds nothing.
