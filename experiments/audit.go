@@ -71,7 +71,7 @@ func newAuditRow(at time.Time, actor, action, entityType, entityKey string, befo
 
 // plain returns v as generic JSON values and as JSON text (nil for nil).
 func plain(v any) (any, *string, error) {
-	if v == nil || reflect.ValueOf(v).IsNil() {
+	if rv := reflect.ValueOf(v); !rv.IsValid() || rv.Kind() == reflect.Pointer && rv.IsNil() {
 		return nil, nil, nil
 	}
 	b, err := json.Marshal(v)

@@ -50,7 +50,9 @@ func (s *Store) SeedDemo(ctx context.Context) error {
 	} else if abgate.ErrorCode(err) != abgate.ENOTFOUND {
 		return err
 	}
-	if _, err := s.CreateExperiment(ctx, DemoDefinition()); err != nil {
+	if _, err := s.CreateExperiment(ctx, DemoDefinition()); abgate.ErrorCode(err) == abgate.ECONFLICT {
+		return nil // another process seeded it since the read above
+	} else if err != nil {
 		return err
 	}
 	_, err := s.Transition(ctx, DemoExperiment, ActionStart, nil)

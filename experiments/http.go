@@ -57,8 +57,9 @@ func (a *API) Mount(g *gin.RouterGroup) {
 // Authenticate is the bearer-token middleware: it puts the key's actor in
 // the request context, or answers 401.
 func (a *API) Authenticate(c *gin.Context) {
-	token, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
-	if !ok && c.GetHeader("Authorization") != "" {
+	header := c.GetHeader("Authorization")
+	scheme, token, ok := strings.Cut(header, " ")
+	if header != "" && (!ok || !strings.EqualFold(scheme, "Bearer")) {
 		a.fail(c, abgate.Errorf(abgate.EUNAUTHORIZED, "Authorization must be \"Bearer <token>\""))
 		return
 	}

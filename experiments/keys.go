@@ -215,14 +215,26 @@ func (s *Store) EnsureAdmin(ctx context.Context, token string) (string, error) {
 	}
 	hash := HashToken(token)
 	return "", s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var other apiKeyRow
+		if err := tx.Where("token_hash = ? AND name <> ?", hash, BootstrapKeyName).Take(&other).Error; err == nil {
+			return abgate.Errorf(abgate.ECONFLICT, "the admin token is already the token of API key %q; choose another", other.Name)
+		} else if !errors.Is(err, gorm.ErrRecordNotFound) {
+			return err
+		}
 		var row apiKeyRow
 		err := tx.Where("name = ?", BootstrapKeyName).Take(&row).Error
 		if errors.Is(err, gorm.ErrRecordNotFound) {
 			row = apiKeyRow{Name: BootstrapKeyName, Role: RoleAdmin, TokenHash: hash, CreatedAt: s.now()}
-			if err := tx.Create(&row).Error; err != nil {
+			res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&row)
+			if res.Error != nil {
+				return res.Error
+			} else if res.RowsAffected == 1 {
+				return s.changed(tx, "key.create", "api_key", row.Name, nil, toKey(row))
+			}
+			// Another process made it since the read above: compare with it.
+			if err := tx.Where("name = ?", BootstrapKeyName).Take(&row).Error; err != nil {
 				return err
 			}
-			return s.changed(tx, "key.create", "api_key", row.Name, nil, toKey(row))
 		} else if err != nil {
 			return err
 		}

@@ -145,8 +145,18 @@ func (s *Store) EnsureLocalModel(ctx context.Context, name string) error {
 		}
 		now := s.now()
 		m := &Model{Name: name, Source: SourceLocal, Backends: []string{}, CreatedAt: now, UpdatedAt: now}
-		if err := tx.Create(&modelRow{Name: name, Source: SourceLocal, CreatedAt: now, UpdatedAt: now}).Error; err != nil {
-			return err
+		res := tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "name"}}, DoNothing: true}).
+			Create(&modelRow{Name: name, Source: SourceLocal, CreatedAt: now, UpdatedAt: now})
+		if res.Error != nil {
+			return res.Error
+		} else if res.RowsAffected == 0 {
+			// Another process registered it since the read above.
+			if err := tx.Where("name = ?", name).Take(&row).Error; err != nil {
+				return err
+			} else if row.Source != SourceLocal {
+				return abgate.Errorf(abgate.ECONFLICT, "model %q is registered with remote backends", name)
+			}
+			return nil
 		}
 		return s.changed(tx, "model.register", "model", name, nil, m)
 	})

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
 	"time"
 
 	"gorm.io/gorm"
@@ -63,7 +62,7 @@ type experimentRow struct {
 	AllowList   string
 	Version     int64
 	CreatedAt   time.Time
-	UpdatedAt   time.Time
+	UpdatedAt   time.Time `gorm:"autoUpdateTime:false"` // set by the store (Store.Now), not by GORM
 	StartedAt   *time.Time
 	StoppedAt   *time.Time
 	ArchivedAt  *time.Time
@@ -490,7 +489,6 @@ func (s *Store) fromRows(db *gorm.DB, rows []experimentRow) ([]*Experiment, erro
 	for _, e := range out {
 		normalize(e)
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out, nil
 }
 

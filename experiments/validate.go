@@ -48,8 +48,10 @@ func Validate(e *Experiment, hasModel ModelChecker) error {
 		return abgate.FieldErrorf("key", "key %q must match [a-z0-9][a-z0-9-_]{0,63}", e.Key)
 	case utf8.RuneCountInString(e.Name) > maxNameLen:
 		return abgate.FieldErrorf("name", "name is longer than %d characters", maxNameLen)
-	case !utf8.ValidString(e.Name) || !utf8.ValidString(e.Description):
-		return abgate.FieldErrorf("name", "name and description must be valid UTF-8")
+	case !utf8.ValidString(e.Name):
+		return abgate.FieldErrorf("name", "name must be valid UTF-8")
+	case !utf8.ValidString(e.Description):
+		return abgate.FieldErrorf("description", "description must be valid UTF-8")
 	case utf8.RuneCountInString(e.Description) > maxDescription:
 		return abgate.FieldErrorf("description", "description is longer than %d characters", maxDescription)
 	case e.Route == "":
@@ -129,7 +131,7 @@ func validateVariants(vs []Variant, hasModel ModelChecker) error {
 			if !(v.ShadowPercent > 0 && v.ShadowPercent <= 100) {
 				return abgate.FieldErrorf(field+".shadow_percent", "shadow_percent must be in (0, 100], got %v", v.ShadowPercent)
 			}
-			if !(v.Weight >= 0 && !math.IsInf(v.Weight, 0)) {
+			if v.Weight != 0 {
 				return abgate.FieldErrorf(field+".weight", "a shadow variant takes no bucket; weight must be 0 or left out, got %v", v.Weight)
 			}
 			continue
