@@ -5,13 +5,17 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/gin-gonic/gin"
+
+	"abgate"
 )
 
 // Version is set at build time with -ldflags "-X main.Version=...".
@@ -61,8 +65,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err == errUsage {
 		return 2
 	} else if err != nil {
-		fmt.Fprintf(stderr, "abgate: %v\n", err)
+		fmt.Fprintf(stderr, "abgate: %s\n", errorLine(err))
 		return 1
 	}
 	return 0
+}
+
+// errorLine returns err as one line for a terminal: an *abgate.Error in the
+// chain reads as its message, without the "abgate error: code=..." form
+// meant for logs, and line breaks (pgx gives one line per connection
+// attempt) become spaces.
+func errorLine(err error) string {
+	msg := err.Error()
+	var e *abgate.Error
+	if errors.As(err, &e) {
+		msg = strings.Replace(msg, e.Error(), e.Message, 1)
+	}
+	return strings.Join(strings.Fields(msg), " ")
 }
