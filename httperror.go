@@ -120,7 +120,7 @@ func jsonError(err error) error {
 	case errors.As(err, &typ):
 		field := typ.Field
 		if field == "" {
-			return Errorf(EINVALID, "request body must be a JSON %s, not %s", describeType(typ.Type.Kind().String()), typ.Value)
+			return Errorf(EINVALID, "request body must be %s, not %s", describeType(typ.Type.Kind().String()), typ.Value)
 		}
 		return &Error{Code: EINVALID, Field: field, Message: fmt.Sprintf("field %q must be %s, not %s", field, describeType(typ.Type.Kind().String()), typ.Value)}
 	}
