@@ -101,6 +101,20 @@ func (a *API) fail(c *gin.Context, err error) {
 	WriteError(c, err)
 }
 
+// LimitBody is middleware that caps request bodies at n bytes: a declared
+// Content-Length over n answers 413 at once, and reading past n fails with
+// *http.MaxBytesError, which also answers 413.
+func LimitBody(n int64) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if c.Request.ContentLength > n {
+			WriteError(c, &http.MaxBytesError{Limit: n})
+			return
+		}
+		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, n)
+		c.Next()
+	}
+}
+
 func isBodyTooLarge(err error) bool {
 	var e *http.MaxBytesError
 	return errors.As(err, &e)

@@ -27,20 +27,6 @@ func TestMain(m *testing.M) {
 // --max-body-bytes does in abgate serve.
 const testBodyLimit = 64 << 10
 
-// limitBody is the body-limit middleware of cmd/abgate (serve.go): bodies
-// over n bytes fail with *http.MaxBytesError, which answers 413.
-func limitBody(n int64) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		if c.Request.ContentLength > n {
-			abgate.WriteHTTPError(c.Writer, &http.MaxBytesError{Limit: n})
-			c.Abort()
-			return
-		}
-		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, n)
-		c.Next()
-	}
-}
-
 // apiServer is an httptest server of the admin API with one key per role.
 type apiServer struct {
 	*httptest.Server
@@ -63,7 +49,7 @@ func newAPIServer(t *testing.T, db *gorm.DB) *apiServer {
 		t.Fatal(err)
 	}
 	r := gin.New()
-	r.Use(limitBody(testBodyLimit))
+	r.Use(LimitBody(testBodyLimit))
 	NewAPI(s, nil).Mount(r.Group("/api/v1"))
 	a.Server = httptest.NewServer(r)
 	t.Cleanup(a.Close)

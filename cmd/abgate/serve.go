@@ -149,7 +149,7 @@ func newHandler(cfg *Config, store *experiments.Store, db *gorm.DB, log *slog.Lo
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
-	r.Use(recovery(log), requestID, limitBody(cfg.MaxBodyBytes))
+	r.Use(recovery(log), requestID, experiments.LimitBody(cfg.MaxBodyBytes))
 	r.NoRoute(func(c *gin.Context) {
 		experiments.WriteError(c, abgate.Errorf(abgate.ENOTFOUND, "no route %s %s", c.Request.Method, c.Request.URL.Path))
 	})
@@ -195,18 +195,4 @@ func requestID(c *gin.Context) {
 	c.Header("X-Request-ID", id)
 	c.Request = c.Request.WithContext(abgate.NewContextWithRequestID(c.Request.Context(), id))
 	c.Next()
-}
-
-// limitBody caps request bodies at n bytes; reading past it fails with
-// *http.MaxBytesError, which answers 413.
-func limitBody(n int64) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		if c.Request.ContentLength > n {
-			abgate.WriteHTTPError(c.Writer, &http.MaxBytesError{Limit: n})
-			c.Abort()
-			return
-		}
-		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, n)
-		c.Next()
-	}
 }
