@@ -1,0 +1,674 @@
+package inference
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"abgate"
+)
+
+// RunFunc runs a model once on inputs and returns the requested outputs
+// (all outputs when outputs is empty). A Batcher calls it with either one
+// request's tensors or several requests' tensors concatenated along the
+// first axis.
+type RunFunc func(ctx context.Context, inputs []Tensor, outputs []string) ([]Tensor, error)
+
+// DefaultBatcherQueueSize is the queue bound of a Batcher whose
+// BatcherOptions.QueueSize is zero.
+const DefaultBatcherQueueSize = 1024
+
+// BatcherOptions configure a Batcher. The zero value runs every request
+// alone, one at a time, with a queue of DefaultBatcherQueueSize requests.
+type BatcherOptions struct {
+	// MaxBatchSize is the largest number of rows (the sum of the first
+	// dimensions) that one run may carry. Zero or one disables batching:
+	// every request runs alone, still through the bounded queue.
+	MaxBatchSize int
+
+	// MaxQueueDelay is how long a batch may wait, counted from the arrival
+	// of its first request, for more requests to join before it runs with
+	// fewer than MaxBatchSize rows (Triton's max_queue_delay_microseconds).
+	// Zero means no waiting: a free worker takes what is queued at once,
+	// so batches still form whenever requests arrive while every worker
+	// is busy.
+	MaxQueueDelay time.Duration
+
+	// QueueSize bounds the number of requests waiting for a worker. A
+	// Submit beyond it fails at once with an EUNAVAILABLE error. Zero
+	// means DefaultBatcherQueueSize.
+	QueueSize int
+
+	// Workers is the number of runs in flight at once, normally the size
+	// of the model's session pool. Zero means 1.
+	Workers int
+
+	// CanBatch, when set, says whether a request may share a run with
+	// others, for example false when the model has no dynamic first axis.
+	// It is called once per Submit, before queueing. Nil means every
+	// request whose inputs all have rank >= 1, the same non-zero first
+	// dimension (at most MaxBatchSize) and data of the documented Go type
+	// and length may batch.
+	CanBatch func(inputs []Tensor, outputs []string) bool
+
+	// OnBatch, when set, is called before each run with its number of
+	// rows (the batch size, 1 for a request that runs alone with one row).
+	OnBatch func(size int)
+
+	// OnQueueDepth, when set, is called with the number of queued requests
+	// each time it changes. It is called with the Batcher's lock held: it
+	// must be quick (a gauge Set) and must not call the Batcher.
+	OnQueueDepth func(depth int)
+
+	// OnQueueWait, when set, is called for each request that starts
+	// running, with the time it spent in the queue.
+	OnQueueWait func(wait time.Duration)
+}
+
+// Batcher is a dynamic batcher in front of a RunFunc. Requests whose
+// inputs agree on names, datatypes and every dimension but the first, and
+// that ask for the same outputs, are concatenated along the first axis into
+// one run of at most MaxBatchSize rows; the outputs are split back by each
+// request's row count. Outputs whose first dimension equals the batch's
+// total row count are split; any other output (a scalar, or an output of
+// fixed shape that does not follow the batch) is given whole to every
+// request of the batch, sharing its Data, which callers must therefore
+// treat as read-only. A model whose output has a fixed first dimension
+// that may coincide with the row count should not be batched (see
+// BatcherOptions.CanBatch).
+//
+// A request that runs alone runs with its own context. A batch of several
+// requests runs with a context of its own, without their values, that is
+// cancelled once every one of them is cancelled.
+//
+// The oldest queued request always leads the next batch; a request that
+// cannot batch with it waits for a later batch. While the collecting worker
+// waits up to MaxQueueDelay for a batch to fill, other free workers wait
+// too, so keep the delay short (hundreds of microseconds).
+//
+// A Batcher is safe for concurrent use. Close it to stop its workers.
+type Batcher struct {
+	run  RunFunc
+	opts BatcherOptions
+
+	collect sync.Mutex    // held by the one worker that is forming a batch
+	arrive  chan struct{} // wakes the collecting worker; capacity 1
+	closing chan struct{} // closed by Close
+	wg      sync.WaitGroup
+
+	mu     sync.Mutex
+	queue  []*batchRequest
+	closed bool
+	once   sync.Once
+}
+
+// batchRequest is one Submit waiting in the queue or running.
+type batchRequest struct {
+	ctx     context.Context
+	inputs  []Tensor
+	outputs []string
+	key     string // "" when the request must run alone
+	rows    int
+	queued  time.Time
+	state   int              // batchQueued, batchTaken or batchRemoved; guarded by Batcher.mu
+	done    chan batchResult // capacity 1: the worker never blocks
+}
+
+// States of a batchRequest.
+const (
+	batchQueued  = iota // waiting in the queue
+	batchTaken          // part of a batch that runs
+	batchRemoved        // out of the queue without running (cancelled)
+)
+
+// batchResult is what a worker hands back to a Submit.
+type batchResult struct {
+	outputs []Tensor
+	err     error
+}
+
+// NewBatcher returns a Batcher that runs batches with run and starts its
+// workers. Close stops them.
+func NewBatcher(run RunFunc, opts BatcherOptions) *Batcher {
+	if opts.QueueSize <= 0 {
+		opts.QueueSize = DefaultBatcherQueueSize
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = 1
+	}
+	if opts.MaxBatchSize < 1 {
+		opts.MaxBatchSize = 1
+	}
+	if opts.MaxQueueDelay < 0 {
+		opts.MaxQueueDelay = 0
+	}
+	b := &Batcher{
+		run:     run,
+		opts:    opts,
+		arrive:  make(chan struct{}, 1),
+		closing: make(chan struct{}),
+	}
+	b.wg.Add(opts.Workers)
+	for range opts.Workers {
+		go b.work()
+	}
+	return b
+}
+
+// Submit queues a request and waits for its outputs. It fails with an
+// EUNAVAILABLE error when the queue is full or the Batcher is closed, with
+// ctx.Err() (wrapped) when ctx is done first — a request still queued is
+// then removed from the queue, the result of one already running is
+// dropped — and with the error of the run otherwise.
+func (b *Batcher) Submit(ctx context.Context, inputs []Tensor, outputs []string) ([]Tensor, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("inference request not queued: %w", err)
+	}
+	r := &batchRequest{
+		ctx:     ctx,
+		inputs:  inputs,
+		outputs: outputs,
+		done:    make(chan batchResult, 1),
+	}
+	if b.opts.MaxBatchSize > 1 && (b.opts.CanBatch == nil || b.opts.CanBatch(inputs, outputs)) {
+		r.key, r.rows = batchKey(inputs, outputs, b.opts.MaxBatchSize)
+	}
+	if r.key == "" {
+		r.rows = batchRows(inputs)
+	}
+
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil, abgate.Errorf(abgate.EUNAVAILABLE, "the model is shutting down")
+	}
+	if len(b.queue) >= b.opts.QueueSize {
+		b.mu.Unlock()
+		return nil, abgate.Errorf(abgate.EUNAVAILABLE, "the model's request queue is full (%d requests waiting); retry later", b.opts.QueueSize)
+	}
+	r.queued = time.Now()
+	b.queue = append(b.queue, r)
+	b.depthChanged()
+	b.mu.Unlock()
+	select {
+	case b.arrive <- struct{}{}:
+	default:
+	}
+
+	select {
+	case res := <-r.done:
+		return res.outputs, res.err
+	case <-ctx.Done():
+		b.mu.Lock()
+		if r.state == batchQueued {
+			b.removeLocked(r)
+			b.depthChanged()
+		}
+		b.mu.Unlock()
+		return nil, fmt.Errorf("inference request cancelled: %w", ctx.Err())
+	}
+}
+
+// QueueDepth returns the number of requests waiting for a worker.
+func (b *Batcher) QueueDepth() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.queue)
+}
+
+// Close stops accepting requests, runs every queued request, waits for the
+// runs in flight and stops the workers. It always returns nil; later
+// calls do nothing.
+func (b *Batcher) Close() error {
+	b.once.Do(func() {
+		b.mu.Lock()
+		b.closed = true
+		b.mu.Unlock()
+		close(b.closing)
+	})
+	b.wg.Wait()
+	return nil
+}
+
+// depthChanged reports the queue depth; b.mu must be held.
+func (b *Batcher) depthChanged() {
+	if b.opts.OnQueueDepth != nil {
+		b.opts.OnQueueDepth(len(b.queue))
+	}
+}
+
+// removeLocked takes r out of the queue; b.mu must be held.
+func (b *Batcher) removeLocked(r *batchRequest) {
+	for i, q := range b.queue {
+		if q == r {
+			copy(b.queue[i:], b.queue[i+1:])
+			b.queue[len(b.queue)-1] = nil
+			b.queue = b.queue[:len(b.queue)-1]
+			break
+		}
+	}
+	r.state = batchRemoved
+}
+
+// work is one worker: it takes the collector role, forms a batch, gives
+// the role up and runs the batch, until the Batcher is closed and drained.
+func (b *Batcher) work() {
+	defer b.wg.Done()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		b.collect.Lock()
+		batch, ok := b.nextBatch(timer)
+		b.collect.Unlock()
+		if !ok {
+			return
+		}
+		b.runBatch(batch)
+	}
+}
+
+// nextBatch waits for requests and forms the next batch: the oldest queued
+// request and the queued requests compatible with it, up to MaxBatchSize
+// rows, waiting up to MaxQueueDelay after the oldest one's arrival for the
+// batch to fill. It returns false when the Batcher is closed and its queue
+// empty. Only the worker that holds b.collect calls it.
+func (b *Batcher) nextBatch(timer *time.Timer) ([]*batchRequest, bool) {
+	for {
+		b.mu.Lock()
+		if len(b.queue) == 0 {
+			closed := b.closed
+			b.mu.Unlock()
+			if closed {
+				return nil, false
+			}
+			select {
+			case <-b.arrive:
+			case <-b.closing:
+			}
+			continue
+		}
+		head := b.queue[0]
+		batch, rows := b.gatherLocked(head)
+		wait := time.Until(head.queued.Add(b.opts.MaxQueueDelay))
+		if head.key != "" && rows < b.opts.MaxBatchSize && wait > 0 && !b.closed {
+			b.mu.Unlock()
+			timer.Reset(wait)
+			select {
+			case <-b.arrive:
+			case <-timer.C:
+			case <-b.closing:
+			}
+			timer.Stop()
+			continue // the queue may have changed: gather again
+		}
+		now := time.Now()
+		taken := batch[:0]
+		for _, r := range batch {
+			if err := r.ctx.Err(); err != nil {
+				r.state = batchRemoved
+				r.done <- batchResult{err: fmt.Errorf("inference request cancelled: %w", err)}
+				continue
+			}
+			r.state = batchTaken
+			taken = append(taken, r)
+		}
+		kept := b.queue[:0]
+		for _, r := range b.queue {
+			if r.state == batchQueued {
+				kept = append(kept, r)
+			}
+		}
+		clear(b.queue[len(kept):])
+		b.queue = kept
+		b.depthChanged()
+		b.mu.Unlock()
+		if len(taken) == 0 {
+			continue
+		}
+		if b.opts.OnQueueWait != nil {
+			for _, r := range taken {
+				b.opts.OnQueueWait(now.Sub(r.queued))
+			}
+		}
+		return taken, true
+	}
+}
+
+// gatherLocked returns head and the queued requests that may share its run,
+// oldest first, and their total rows; b.mu must be held.
+func (b *Batcher) gatherLocked(head *batchRequest) ([]*batchRequest, int) {
+	batch := []*batchRequest{head}
+	rows := head.rows
+	if head.key == "" {
+		return batch, rows
+	}
+	for _, r := range b.queue[1:] {
+		if rows >= b.opts.MaxBatchSize {
+			break
+		}
+		if r.key == head.key && rows+r.rows <= b.opts.MaxBatchSize {
+			batch = append(batch, r)
+			rows += r.rows
+		}
+	}
+	return batch, rows
+}
+
+// runBatch runs batch and hands each request its outputs.
+func (b *Batcher) runBatch(batch []*batchRequest) {
+	if len(batch) == 1 {
+		r := batch[0]
+		if b.opts.OnBatch != nil {
+			b.opts.OnBatch(max(r.rows, 1))
+		}
+		outs, err := b.safeRun(r.ctx, r.inputs, r.outputs)
+		r.done <- batchResult{outputs: outs, err: err}
+		return
+	}
+
+	rows := 0
+	for _, r := range batch {
+		rows += r.rows
+	}
+	if b.opts.OnBatch != nil {
+		b.opts.OnBatch(rows)
+	}
+	inputs, err := batchConcatInputs(batch, rows)
+	if err != nil {
+		for _, r := range batch {
+			r.done <- batchResult{err: err}
+		}
+		return
+	}
+
+	// The run is cancelled only when every request of the batch is.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var (
+		mu    sync.Mutex
+		alive = len(batch)
+	)
+	for _, r := range batch {
+		stop := context.AfterFunc(r.ctx, func() {
+			mu.Lock()
+			alive--
+			if alive == 0 {
+				cancel()
+			}
+			mu.Unlock()
+		})
+		defer stop()
+	}
+
+	outs, err := b.safeRun(ctx, inputs, batch[0].outputs)
+	if err != nil {
+		for _, r := range batch {
+			r.done <- batchResult{err: err}
+		}
+		return
+	}
+	parts, err := batchSplitOutputs(outs, batch, rows)
+	for i, r := range batch {
+		if err != nil {
+			r.done <- batchResult{err: err}
+		} else {
+			r.done <- batchResult{outputs: parts[i]}
+		}
+	}
+}
+
+// safeRun calls the RunFunc, turning a panic into an internal error so that
+// one bad run cannot take the server down.
+func (b *Batcher) safeRun(ctx context.Context, inputs []Tensor, outputs []string) (outs []Tensor, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			outs, err = nil, fmt.Errorf("inference run panicked: %v", p)
+		}
+	}()
+	return b.run(ctx, inputs, outputs)
+}
+
+// batchKey returns the key that compatible requests share and the row count
+// of a request that may batch, or "" when it must run alone: no inputs, an
+// input of rank 0, first dimensions that differ or are zero or exceed
+// maxRows, or data whose Go type or length does not match.
+func batchKey(inputs []Tensor, outputs []string, maxRows int) (string, int) {
+	if len(inputs) == 0 {
+		return "", 0
+	}
+	rows := int64(-1)
+	var sb strings.Builder
+	for _, t := range inputs {
+		if len(t.Shape) == 0 {
+			return "", 0
+		}
+		if rows == -1 {
+			rows = t.Shape[0]
+		}
+		if t.Shape[0] != rows || rows <= 0 || rows > int64(maxRows) {
+			return "", 0
+		}
+		n, err := ElementCount(t.Shape)
+		if err != nil {
+			return "", 0
+		}
+		tag, length := batchDataInfo(t.Data)
+		if tag == 0 || int64(length) != n {
+			return "", 0
+		}
+		sb.WriteString(t.Name)
+		sb.WriteByte(0)
+		sb.WriteString(t.Datatype)
+		sb.WriteByte(tag)
+		for _, d := range t.Shape[1:] {
+			sb.WriteString(strconv.FormatInt(d, 10))
+			sb.WriteByte(',')
+		}
+		sb.WriteByte(1)
+	}
+	sb.WriteByte(2)
+	for _, o := range outputs {
+		sb.WriteString(o)
+		sb.WriteByte(0)
+	}
+	return sb.String(), int(rows)
+}
+
+// batchRows returns the first dimension of the first input, 1 for a scalar
+// or no input, for the OnBatch count of a request that runs alone.
+func batchRows(inputs []Tensor) int {
+	if len(inputs) == 0 || len(inputs[0].Shape) == 0 || inputs[0].Shape[0] < 1 {
+		return 1
+	}
+	return int(inputs[0].Shape[0])
+}
+
+// batchDataInfo returns a tag naming the Go type of data and its length,
+// or a zero tag for a type the batcher cannot concatenate.
+func batchDataInfo(data any) (byte, int) {
+	switch d := data.(type) {
+	case []bool:
+		return 'b', len(d)
+	case []uint8:
+		return 'B', len(d)
+	case []uint16:
+		return 'H', len(d)
+	case []uint32:
+		return 'I', len(d)
+	case []uint64:
+		return 'Q', len(d)
+	case []int8:
+		return 'c', len(d)
+	case []int16:
+		return 'h', len(d)
+	case []int32:
+		return 'i', len(d)
+	case []int64:
+		return 'q', len(d)
+	case []float32:
+		return 'f', len(d)
+	case []float64:
+		return 'd', len(d)
+	case []string:
+		return 's', len(d)
+	}
+	return 0, 0
+}
+
+// batchConcatInputs concatenates the inputs of batch along the first axis.
+func batchConcatInputs(batch []*batchRequest, rows int) ([]Tensor, error) {
+	first := batch[0].inputs
+	out := make([]Tensor, len(first))
+	parts := make([]any, len(batch))
+	for i, t := range first {
+		for j, r := range batch {
+			parts[j] = r.inputs[i].Data
+		}
+		data, ok := batchConcatData(parts)
+		if !ok {
+			return nil, fmt.Errorf("inference batch: input %q: data of type %T cannot be concatenated", t.Name, t.Data)
+		}
+		shape := make([]int64, len(t.Shape))
+		copy(shape, t.Shape)
+		shape[0] = int64(rows)
+		out[i] = Tensor{Name: t.Name, Datatype: t.Datatype, Shape: shape, Data: data}
+	}
+	return out, nil
+}
+
+// batchConcatData concatenates slices of one element type; false when the
+// types differ or are not tensor data types.
+func batchConcatData(parts []any) (any, bool) {
+	switch parts[0].(type) {
+	case []bool:
+		return batchConcatSlices[bool](parts)
+	case []uint8:
+		return batchConcatSlices[uint8](parts)
+	case []uint16:
+		return batchConcatSlices[uint16](parts)
+	case []uint32:
+		return batchConcatSlices[uint32](parts)
+	case []uint64:
+		return batchConcatSlices[uint64](parts)
+	case []int8:
+		return batchConcatSlices[int8](parts)
+	case []int16:
+		return batchConcatSlices[int16](parts)
+	case []int32:
+		return batchConcatSlices[int32](parts)
+	case []int64:
+		return batchConcatSlices[int64](parts)
+	case []float32:
+		return batchConcatSlices[float32](parts)
+	case []float64:
+		return batchConcatSlices[float64](parts)
+	case []string:
+		return batchConcatSlices[string](parts)
+	}
+	return nil, false
+}
+
+func batchConcatSlices[T any](parts []any) (any, bool) {
+	n := 0
+	for _, p := range parts {
+		s, ok := p.([]T)
+		if !ok {
+			return nil, false
+		}
+		n += len(s)
+	}
+	out := make([]T, 0, n)
+	for _, p := range parts {
+		out = append(out, p.([]T)...)
+	}
+	return out, true
+}
+
+// batchSplitOutputs splits the outputs of a batched run back into each
+// request's outputs: outputs whose first dimension is rows are cut by each
+// request's row count (sharing the run's backing arrays); others are
+// shared whole.
+func batchSplitOutputs(outs []Tensor, batch []*batchRequest, rows int) ([][]Tensor, error) {
+	parts := make([][]Tensor, len(batch))
+	for i := range parts {
+		parts[i] = make([]Tensor, len(outs))
+	}
+	for k, t := range outs {
+		if len(t.Shape) == 0 || t.Shape[0] != int64(rows) {
+			for i := range batch {
+				parts[i][k] = t
+			}
+			continue
+		}
+		n, err := ElementCount(t.Shape)
+		if err != nil {
+			return nil, fmt.Errorf("inference batch: output %q: %v", t.Name, err)
+		}
+		length, ok := batchDataLen(t.Data)
+		if !ok || int64(length) != n {
+			return nil, fmt.Errorf("inference batch: output %q of shape %v holds %d elements of type %T", t.Name, t.Shape, length, t.Data)
+		}
+		per := int(n) / rows
+		off := 0
+		for i, r := range batch {
+			shape := make([]int64, len(t.Shape))
+			copy(shape, t.Shape)
+			shape[0] = int64(r.rows)
+			data, _ := batchSliceData(t.Data, off*per, (off+r.rows)*per)
+			parts[i][k] = Tensor{Name: t.Name, Datatype: t.Datatype, Shape: shape, Data: data}
+			off += r.rows
+		}
+	}
+	return parts, nil
+}
+
+// batchDataLen returns the length of a tensor data slice, or of any other slice
+// (a RunFunc may return non-tensor outputs such as a list of maps).
+func batchDataLen(data any) (int, bool) {
+	if tag, n := batchDataInfo(data); tag != 0 {
+		return n, true
+	}
+	if v := reflect.ValueOf(data); v.Kind() == reflect.Slice {
+		return v.Len(), true
+	}
+	return 0, false
+}
+
+// batchSliceData returns data[lo:hi:hi] for any slice type, without reflection
+// for the tensor data types.
+func batchSliceData(data any, lo, hi int) (any, bool) {
+	switch d := data.(type) {
+	case []bool:
+		return d[lo:hi:hi], true
+	case []uint8:
+		return d[lo:hi:hi], true
+	case []uint16:
+		return d[lo:hi:hi], true
+	case []uint32:
+		return d[lo:hi:hi], true
+	case []uint64:
+		return d[lo:hi:hi], true
+	case []int8:
+		return d[lo:hi:hi], true
+	case []int16:
+		return d[lo:hi:hi], true
+	case []int32:
+		return d[lo:hi:hi], true
+	case []int64:
+		return d[lo:hi:hi], true
+	case []float32:
+		return d[lo:hi:hi], true
+	case []float64:
+		return d[lo:hi:hi], true
+	case []string:
+		return d[lo:hi:hi], true
+	}
+	if v := reflect.ValueOf(data); v.Kind() == reflect.Slice {
+		return v.Slice3(lo, hi, hi).Interface(), true
+	}
+	return nil, false
+}

@@ -1,0 +1,97 @@
+package inference
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the Prometheus collectors of the inference server, labelled
+// by model and version.
+type metrics struct {
+	requests   *prometheus.CounterVec   // inference requests that named a model that serves
+	failures   *prometheus.CounterVec   // of those, the ones that failed, by error code
+	queue      *prometheus.HistogramVec // waiting for a batch slot or a session
+	compute    *prometheus.HistogramVec // ONNX Runtime computing
+	total      *prometheus.HistogramVec // request start to answer
+	batchSize  *prometheus.HistogramVec // rows per ONNX Runtime run
+	queueDepth *prometheus.GaugeVec     // requests waiting, for the dynamic batcher
+}
+
+// newMetrics returns the collectors, registered on reg; a nil reg leaves
+// them unregistered (they still count). Registering twice on one registry
+// panics, as prometheus.MustRegister does.
+func newMetrics(reg prometheus.Registerer) *metrics {
+	labels := []string{"model", "version"}
+	latency := prometheus.ExponentialBuckets(50e-6, 2, 18) // 50µs .. 6.5s
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "abgate_inference_requests_total",
+			Help: "Inference requests for a model that serves.",
+		}, labels),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "abgate_inference_failures_total",
+			Help: "Inference requests that failed, by abgate error code.",
+		}, append(labels, "code")),
+		queue: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "abgate_inference_queue_seconds",
+			Help:    "Time a run waited for the batcher or a free session.",
+			Buckets: latency,
+		}, labels),
+		compute: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "abgate_inference_compute_seconds",
+			Help:    "Time ONNX Runtime took to run the model.",
+			Buckets: latency,
+		}, labels),
+		total: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "abgate_inference_request_seconds",
+			Help:    "Time from the start of an inference request to its answer.",
+			Buckets: latency,
+		}, labels),
+		batchSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "abgate_inference_batch_size",
+			Help:    "Rows (first-axis size) of each ONNX Runtime run.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
+		}, labels),
+		queueDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "abgate_inference_queue_depth",
+			Help: "Requests waiting in the dynamic batcher's queue.",
+		}, labels),
+	}
+	if reg != nil {
+		reg.MustRegister(m.requests, m.failures, m.queue, m.compute, m.total, m.batchSize, m.queueDepth)
+	}
+	return m
+}
+
+// observeRun records one ONNX Runtime run of m over rows rows; a run that
+// failed before it waited for a session (invalid inputs) is not recorded.
+func (x *metrics) observeRun(m *Model, t runTiming, rows int) {
+	if t == (runTiming{}) {
+		return
+	}
+	x.queue.WithLabelValues(m.Name, m.Version).Observe(t.Queue.Seconds())
+	if t.Compute > 0 {
+		x.compute.WithLabelValues(m.Name, m.Version).Observe(t.Compute.Seconds())
+		x.batchSize.WithLabelValues(m.Name, m.Version).Observe(float64(rows))
+	}
+}
+
+// observeRequest records one inference request for m that started at
+// start and failed with code ("" for success).
+func (x *metrics) observeRequest(m *Model, start time.Time, code string) {
+	x.requests.WithLabelValues(m.Name, m.Version).Inc()
+	if code != "" {
+		x.failures.WithLabelValues(m.Name, m.Version, code).Inc()
+	}
+	x.total.WithLabelValues(m.Name, m.Version).Observe(time.Since(start).Seconds())
+}
+
+// rows returns the size of the first axis of the first input, the rows of
+// a batch; 1 for a scalar or no input.
+func rows(inputs []Tensor) int {
+	if len(inputs) == 0 || len(inputs[0].Shape) == 0 {
+		return 1
+	}
+	return int(inputs[0].Shape[0])
+}

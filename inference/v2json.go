@@ -1,0 +1,1365 @@
+package inference
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+	"unicode/utf8"
+	"unsafe"
+
+	"abgate"
+)
+
+// InferRequest is a V2 (Open Inference Protocol) inference request:
+//
+//	{"id"?, "parameters"?, "inputs": [tensor...], "outputs"?: [{"name", "parameters"?}]}
+type InferRequest struct {
+	ID         string
+	Parameters map[string]any
+	Inputs     []InferInput
+	Outputs    []RequestedOutput
+}
+
+// InferInput is an input tensor of a request with its parameters. Data is
+// nil when the tensor travels as binary data (parameter binary_data_size).
+// Parameters, here and in the other types, hold JSON values as
+// encoding/json decodes them into an any: numbers are float64.
+type InferInput struct {
+	Tensor
+	Parameters map[string]any
+}
+
+// RequestedOutput names an output that a request asks for, with its
+// parameters (for example binary_data).
+type RequestedOutput struct {
+	Name       string
+	Parameters map[string]any
+}
+
+// InferResponse is a V2 inference response:
+//
+//	{"model_name", "model_version", "id", "parameters"?, "outputs": [tensor...]}
+type InferResponse struct {
+	ModelName    string
+	ModelVersion string
+	ID           string
+	Parameters   map[string]any
+	Outputs      []InferOutput
+}
+
+// InferOutput is an output tensor of a response with its parameters.
+type InferOutput struct {
+	Tensor
+	Parameters map[string]any
+}
+
+// DecodeInferRequest decodes the JSON of a V2 inference request. Tensor
+// data is decoded straight into slices of the datatype's Go type (see
+// Tensor); it may be flat or nested row-major arrays, which are flattened.
+// Float data (FP16, BF16, FP32, FP64) may hold the strings "NaN",
+// "Infinity" and "-Infinity" (the protobuf JSON mapping, which
+// AppendInferResponse writes). Integers must be integer literals within
+// their type's range. Unknown and repeated keys, a missing name, shape,
+// datatype or data (data may be missing only when the input's parameters
+// have binary_data_size), an unknown datatype and a data length that does
+// not match the shape are EINVALID errors that name the tensor and say
+// what was expected and given. The result does not refer to b.
+func DecodeInferRequest(b []byte) (*InferRequest, error) {
+	s := scanner{b: b}
+	req := &InferRequest{}
+	var seen seenKeys
+	err := s.object("request", func(key []byte) error {
+		switch string(key) {
+		case "id":
+			if err := seen.once(&s, "id"); err != nil {
+				return err
+			}
+			id, err := s.stringValue("id")
+			req.ID = id
+			return err
+		case "parameters":
+			if err := seen.once(&s, "parameters"); err != nil {
+				return err
+			}
+			p, err := s.parameters("parameters")
+			req.Parameters = p
+			return err
+		case "inputs":
+			if err := seen.once(&s, "inputs"); err != nil {
+				return err
+			}
+			return s.array("inputs", func(i int) error {
+				in, err := s.tensor(fmt.Sprintf("inputs[%d]", i), true)
+				if err == nil {
+					req.Inputs = append(req.Inputs, InferInput{Tensor: in.Tensor, Parameters: in.params})
+				}
+				return err
+			})
+		case "outputs":
+			if err := seen.once(&s, "outputs"); err != nil {
+				return err
+			}
+			return s.array("outputs", func(i int) error {
+				o, err := s.requestedOutput(fmt.Sprintf("outputs[%d]", i))
+				if err == nil {
+					req.Outputs = append(req.Outputs, o)
+				}
+				return err
+			})
+		}
+		return s.unknownKey(key)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.end(); err != nil {
+		return nil, err
+	}
+	if !seen.has("inputs") {
+		return nil, abgate.FieldErrorf("inputs", `the request has no "inputs"`)
+	}
+	for i, in := range req.Inputs {
+		for _, prev := range req.Inputs[:i] {
+			if prev.Name == in.Name {
+				return nil, abgate.FieldErrorf("inputs."+in.Name, "input %q is given twice", in.Name)
+			}
+		}
+	}
+	return req, nil
+}
+
+// DecodeInferResponse decodes the JSON of a V2 inference response, with
+// the rules of DecodeInferRequest for its output tensors.
+func DecodeInferResponse(b []byte) (*InferResponse, error) {
+	s := scanner{b: b}
+	resp := &InferResponse{}
+	var seen seenKeys
+	err := s.object("response", func(key []byte) error {
+		k := string(key)
+		if err := seen.once(&s, k); err != nil {
+			return err
+		}
+		var err error
+		switch k {
+		case "model_name":
+			resp.ModelName, err = s.stringValue(k)
+		case "model_version":
+			resp.ModelVersion, err = s.stringValue(k)
+		case "id":
+			resp.ID, err = s.stringValue(k)
+		case "parameters":
+			resp.Parameters, err = s.parameters(k)
+		case "outputs":
+			err = s.array("outputs", func(i int) error {
+				o, err := s.tensor(fmt.Sprintf("outputs[%d]", i), false)
+				if err == nil {
+					resp.Outputs = append(resp.Outputs, InferOutput{Tensor: o.Tensor, Parameters: o.params})
+				}
+				return err
+			})
+		default:
+			err = s.unknownKey(key)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.end(); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// AppendInferRequest appends the JSON of req to dst. Inputs whose Data is
+// nil are written without "data".
+func AppendInferRequest(dst []byte, req *InferRequest) []byte {
+	dst = append(dst, '{')
+	if req.ID != "" {
+		dst = append(dst, `"id":`...)
+		dst = appendJSONString(dst, req.ID)
+		dst = append(dst, ',')
+	}
+	dst = appendParameters(dst, req.Parameters)
+	dst = append(dst, `"inputs":[`...)
+	for i := range req.Inputs {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendTensor(dst, &req.Inputs[i].Tensor, req.Inputs[i].Parameters)
+	}
+	dst = append(dst, ']')
+	if len(req.Outputs) > 0 {
+		dst = append(dst, `,"outputs":[`...)
+		for i, o := range req.Outputs {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, '{')
+			dst = appendParameters(dst, o.Parameters)
+			dst = append(dst, `"name":`...)
+			dst = appendJSONString(dst, o.Name)
+			dst = append(dst, '}')
+		}
+		dst = append(dst, ']')
+	}
+	return append(dst, '}')
+}
+
+// AppendInferResponse appends the JSON of resp to dst. Floats are written
+// in their shortest form that reads back to the same value; NaN, +Inf and
+// -Inf, which JSON numbers cannot hold, are written as the strings "NaN",
+// "Infinity" and "-Infinity", as in the protobuf JSON mapping (V2 over
+// gRPC-JSON) and as DecodeInferRequest reads them. FP16 and BF16 are
+// written as their values, not their bit patterns. Outputs whose Data is
+// nil are written without "data".
+func AppendInferResponse(dst []byte, resp *InferResponse) []byte {
+	dst = append(dst, `{"model_name":`...)
+	dst = appendJSONString(dst, resp.ModelName)
+	dst = append(dst, `,"model_version":`...)
+	dst = appendJSONString(dst, resp.ModelVersion)
+	if resp.ID != "" {
+		dst = append(dst, `,"id":`...)
+		dst = appendJSONString(dst, resp.ID)
+	}
+	dst = append(dst, ',')
+	dst = appendParameters(dst, resp.Parameters)
+	dst = append(dst, `"outputs":[`...)
+	for i := range resp.Outputs {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendTensor(dst, &resp.Outputs[i].Tensor, resp.Outputs[i].Parameters)
+	}
+	return append(dst, "]}"...)
+}
+
+// appendParameters appends `"parameters":{...},` when p is not empty.
+func appendParameters(dst []byte, p map[string]any) []byte {
+	if len(p) == 0 {
+		return dst
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return dst // values that JSON cannot hold are dropped
+	}
+	dst = append(dst, `"parameters":`...)
+	dst = append(dst, b...)
+	return append(dst, ',')
+}
+
+// appendTensor appends {"name","datatype","shape","parameters"?,"data"?}.
+func appendTensor(dst []byte, t *Tensor, params map[string]any) []byte {
+	dst = append(dst, `{"name":`...)
+	dst = appendJSONString(dst, t.Name)
+	dst = append(dst, `,"datatype":`...)
+	dst = appendJSONString(dst, t.Datatype)
+	dst = append(dst, `,"shape":[`...)
+	for i, d := range t.Shape {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = strconv.AppendInt(dst, d, 10)
+	}
+	dst = append(dst, ']')
+	if len(params) > 0 {
+		dst = append(dst, ',')
+		dst = appendParameters(dst, params)
+		dst = dst[:len(dst)-1]
+	}
+	if t.Data != nil {
+		dst = append(dst, `,"data":`...)
+		dst = appendData(dst, t.Datatype, t.Data)
+	}
+	return append(dst, '}')
+}
+
+// appendData appends a flat JSON array of tensor data.
+func appendData(dst []byte, dt string, data any) []byte {
+	dst = append(dst, '[')
+	switch d := data.(type) {
+	case []bool:
+		for i, v := range d {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = strconv.AppendBool(dst, v)
+		}
+	case []uint8:
+		dst = appendUints(dst, d)
+	case []uint16:
+		switch dt {
+		case DTFP16:
+			for i, v := range d {
+				if i > 0 {
+					dst = append(dst, ',')
+				}
+				dst = appendFloat(dst, float64(Float16ToFloat32(v)), 32)
+			}
+		case DTBF16:
+			for i, v := range d {
+				if i > 0 {
+					dst = append(dst, ',')
+				}
+				dst = appendFloat(dst, float64(BFloat16ToFloat32(v)), 32)
+			}
+		default:
+			dst = appendUints(dst, d)
+		}
+	case []uint32:
+		dst = appendUints(dst, d)
+	case []uint64:
+		dst = appendUints(dst, d)
+	case []int8:
+		dst = appendInts(dst, d)
+	case []int16:
+		dst = appendInts(dst, d)
+	case []int32:
+		dst = appendInts(dst, d)
+	case []int64:
+		dst = appendInts(dst, d)
+	case []float32:
+		for i, v := range d {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendFloat(dst, float64(v), 32)
+		}
+	case []float64:
+		for i, v := range d {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendFloat(dst, v, 64)
+		}
+	case []string:
+		for i, v := range d {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendJSONString(dst, v)
+		}
+	}
+	return append(dst, ']')
+}
+
+func appendUints[T uint8 | uint16 | uint32 | uint64](dst []byte, d []T) []byte {
+	for i, v := range d {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = strconv.AppendUint(dst, uint64(v), 10)
+	}
+	return dst
+}
+
+func appendInts[T int8 | int16 | int32 | int64](dst []byte, d []T) []byte {
+	for i, v := range d {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = strconv.AppendInt(dst, int64(v), 10)
+	}
+	return dst
+}
+
+// appendFloat appends f in its shortest form for bitSize, or one of the
+// strings "NaN", "Infinity", "-Infinity".
+func appendFloat(dst []byte, f float64, bitSize int) []byte {
+	switch {
+	case math.IsNaN(f):
+		return append(dst, `"NaN"`...)
+	case math.IsInf(f, 1):
+		return append(dst, `"Infinity"`...)
+	case math.IsInf(f, -1):
+		return append(dst, `"-Infinity"`...)
+	}
+	return strconv.AppendFloat(dst, f, 'g', -1, bitSize)
+}
+
+// appendJSONString appends s as a JSON string; invalid UTF-8 becomes
+// U+FFFD, as encoding/json does.
+func appendJSONString(dst []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		if c < utf8.RuneSelf {
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// scanner is a hand-written JSON scanner over a request body: it decodes
+// the few objects of the V2 protocol and the numeric data arrays straight
+// into typed slices, without building generic values.
+type scanner struct {
+	b []byte
+	i int
+}
+
+// seenKeys records the keys of an object seen so far, to refuse repeats.
+type seenKeys []string
+
+func (k *seenKeys) once(s *scanner, key string) error {
+	if k.has(key) {
+		return s.errorf(key, "the key %q appears twice", key)
+	}
+	*k = append(*k, key)
+	return nil
+}
+
+func (k seenKeys) has(key string) bool {
+	for _, s := range k {
+		if s == key {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *scanner) errorf(field, format string, args ...any) error {
+	return abgate.FieldErrorf(field, format, args...)
+}
+
+// syntax returns the error for malformed JSON at the scanner's position.
+func (s *scanner) syntax(what string) error {
+	if s.i >= len(s.b) {
+		return abgate.Errorf(abgate.EINVALID, "malformed JSON: unexpected end of input, expected %s", what)
+	}
+	end := min(s.i+16, len(s.b))
+	found := s.b[s.i:end]
+	if !utf8.Valid(found) {
+		return abgate.Errorf(abgate.EINVALID, "malformed JSON at byte %d: expected %s", s.i, what)
+	}
+	return abgate.Errorf(abgate.EINVALID, "malformed JSON at byte %d: expected %s, found %q", s.i, what, found)
+}
+
+func (s *scanner) ws() {
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+// end checks that only white space follows the value.
+func (s *scanner) end() error {
+	s.ws()
+	if s.i != len(s.b) {
+		return abgate.Errorf(abgate.EINVALID, "malformed JSON at byte %d: data after the end of the request", s.i)
+	}
+	return nil
+}
+
+// peek returns the next non-space byte, 0 at the end.
+func (s *scanner) peek() byte {
+	s.ws()
+	if s.i < len(s.b) {
+		return s.b[s.i]
+	}
+	return 0
+}
+
+// literal consumes the literal word (true, false, null) if it is next.
+func (s *scanner) literal(word string) bool {
+	s.ws()
+	if len(s.b)-s.i >= len(word) && string(s.b[s.i:s.i+len(word)]) == word {
+		s.i += len(word)
+		return true
+	}
+	return false
+}
+
+// object reads an object whose key/value pairs fn consumes: fn is called
+// with the scanner after the colon and must read the value.
+func (s *scanner) object(what string, fn func(key []byte) error) error {
+	if s.peek() != '{' {
+		return s.kindError(what, "an object")
+	}
+	s.i++
+	if s.peek() == '}' {
+		s.i++
+		return nil
+	}
+	for {
+		if s.peek() != '"' {
+			return s.syntax("a key string")
+		}
+		key, err := s.rawString()
+		if err != nil {
+			return err
+		}
+		if s.peek() != ':' {
+			return s.syntax("':'")
+		}
+		s.i++
+		if err := fn(key); err != nil {
+			return err
+		}
+		switch s.peek() {
+		case ',':
+			s.i++
+		case '}':
+			s.i++
+			return nil
+		default:
+			return s.syntax("',' or '}'")
+		}
+	}
+}
+
+// array reads an array whose elements fn consumes.
+func (s *scanner) array(what string, fn func(i int) error) error {
+	if s.peek() != '[' {
+		return s.kindError(what, "an array")
+	}
+	s.i++
+	if s.peek() == ']' {
+		s.i++
+		return nil
+	}
+	for i := 0; ; i++ {
+		if err := fn(i); err != nil {
+			return err
+		}
+		switch s.peek() {
+		case ',':
+			s.i++
+		case ']':
+			s.i++
+			return nil
+		default:
+			return s.syntax("',' or ']'")
+		}
+	}
+}
+
+// kindError says that what must be of kind but is something else.
+func (s *scanner) kindError(what, kind string) error {
+	c := s.peek()
+	if c == 0 {
+		return s.syntax(kind)
+	}
+	return s.errorf(what, "%s must be %s, not %s", what, kind, jsonKind(c))
+}
+
+// jsonKind names the kind of JSON value that starts with c.
+func jsonKind(c byte) string {
+	switch {
+	case c == '{':
+		return "an object"
+	case c == '[':
+		return "an array"
+	case c == '"':
+		return "a string"
+	case c == 't' || c == 'f':
+		return "a boolean"
+	case c == 'n':
+		return "null"
+	case c == '-' || (c >= '0' && c <= '9'):
+		return "a number"
+	case c == 0:
+		return "the end of the input"
+	}
+	return fmt.Sprintf("%q", c)
+}
+
+// rawString reads a string and returns its content: a slice of the input
+// when it has no escapes (valid only until the input changes), else the
+// decoded bytes.
+func (s *scanner) rawString() ([]byte, error) {
+	start := s.i
+	i := s.i + 1
+	ascii, escaped := true, false
+	for ; i < len(s.b); i++ {
+		c := s.b[i]
+		switch {
+		case c == '"':
+			s.i = i + 1
+			content := s.b[start+1 : i]
+			if escaped || (!ascii && !utf8.Valid(content)) {
+				var str string
+				if err := json.Unmarshal(s.b[start:s.i], &str); err != nil {
+					s.i = start
+					return nil, s.syntax("a valid string")
+				}
+				return []byte(str), nil
+			}
+			return content, nil
+		case c == '\\':
+			escaped = true
+			i++
+		case c < 0x20:
+			s.i = i
+			return nil, s.syntax("a string without control characters")
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
+	}
+	s.i = len(s.b)
+	return nil, s.syntax("the end of a string")
+}
+
+// stringValue reads a string value.
+func (s *scanner) stringValue(what string) (string, error) {
+	if s.peek() != '"' {
+		return "", s.kindError(what, "a string")
+	}
+	b, err := s.rawString()
+	return string(b), err
+}
+
+// skip reads any value, nested to any depth.
+func (s *scanner) skip() error {
+	var buf [16]byte
+	stack := buf[:0] // the open containers, '{' or '['
+	for {
+		// A value.
+		switch c := s.peek(); c {
+		case '{', '[':
+			s.i++
+			if n := s.peek(); (c == '{' && n == '}') || (c == '[' && n == ']') {
+				s.i++
+				break // an empty container is a whole value
+			}
+			stack = append(stack, c)
+			if c == '{' {
+				if err := s.skipKey(); err != nil {
+					return err
+				}
+			}
+			continue
+		case '"':
+			if _, err := s.rawString(); err != nil {
+				return err
+			}
+		case 't', 'f', 'n':
+			if !s.literal("true") && !s.literal("false") && !s.literal("null") {
+				return s.syntax("a value")
+			}
+		default:
+			if c != '-' && (c < '0' || c > '9') {
+				return s.syntax("a value")
+			}
+			var n number
+			end, ok := n.scan(s.b, s.i)
+			s.i = end
+			if !ok {
+				return s.syntax("a valid number")
+			}
+		}
+		// After a value: the end, ',' (and in an object the next key), or
+		// the end of the innermost container.
+		for {
+			if len(stack) == 0 {
+				return nil
+			}
+			top := stack[len(stack)-1]
+			c := s.peek()
+			if c == ',' {
+				s.i++
+				if top == '{' {
+					if err := s.skipKey(); err != nil {
+						return err
+					}
+				}
+				break
+			}
+			if (top == '{' && c == '}') || (top == '[' && c == ']') {
+				s.i++
+				stack = stack[:len(stack)-1]
+				continue
+			}
+			return s.syntax("',' or the end of the container")
+		}
+	}
+}
+
+// skipKey reads `"key":`.
+func (s *scanner) skipKey() error {
+	if s.peek() != '"' {
+		return s.syntax("a key string")
+	}
+	if _, err := s.rawString(); err != nil {
+		return err
+	}
+	if s.peek() != ':' {
+		return s.syntax("':'")
+	}
+	s.i++
+	return nil
+}
+
+// parameters reads a parameters object: string keys to any JSON values,
+// numbers as float64.
+func (s *scanner) parameters(what string) (map[string]any, error) {
+	if s.peek() != '{' {
+		return nil, s.kindError(what, "an object")
+	}
+	start := s.i
+	if err := s.skip(); err != nil {
+		return nil, err
+	}
+	var p map[string]any
+	if err := json.Unmarshal(s.b[start:s.i], &p); err != nil {
+		return nil, s.errorf(what, "%s: %v", what, err)
+	}
+	return p, nil
+}
+
+// unknownKey is the error for a key the protocol does not have.
+func (s *scanner) unknownKey(key []byte) error {
+	return abgate.FieldErrorf(string(key), "unknown field %q", key)
+}
+
+// requestedOutput reads {"name", "parameters"?}.
+func (s *scanner) requestedOutput(what string) (RequestedOutput, error) {
+	var o RequestedOutput
+	var seen seenKeys
+	err := s.object(what, func(key []byte) error {
+		k := string(key)
+		if err := seen.once(s, k); err != nil {
+			return err
+		}
+		var err error
+		switch k {
+		case "name":
+			o.Name, err = s.stringValue(what + ".name")
+		case "parameters":
+			o.Parameters, err = s.parameters(what + ".parameters")
+		default:
+			err = s.unknownKey(key)
+		}
+		return err
+	})
+	if err == nil && o.Name == "" {
+		err = s.errorf(what, `%s has no "name"`, what)
+	}
+	return o, err
+}
+
+// decodedTensor is a tensor of a request or response with its parameters.
+type decodedTensor struct {
+	Tensor
+	params map[string]any
+}
+
+// tensor reads {"name", "datatype", "shape", "data", "parameters"?}. The
+// data is decoded where it stands when the name and datatype came before
+// it (the usual order), else after the object.
+func (s *scanner) tensor(what string, input bool) (decodedTensor, error) {
+	var t decodedTensor
+	var seen seenKeys
+	dataStart := -1
+	kind := "input"
+	if !input {
+		kind = "output"
+	}
+	err := s.object(what, func(key []byte) error {
+		k := string(key)
+		if err := seen.once(s, k); err != nil {
+			return err
+		}
+		var err error
+		switch k {
+		case "name":
+			t.Name, err = s.stringValue(what + ".name")
+		case "datatype":
+			t.Datatype, err = s.stringValue(what + ".datatype")
+		case "shape":
+			t.Shape, err = s.shape(what)
+		case "parameters":
+			t.params, err = s.parameters(what + ".parameters")
+		case "data":
+			if t.Name != "" && t.Datatype != "" {
+				if err := s.checkDatatype(kind, &t.Tensor); err != nil {
+					return err
+				}
+				t.Data, err = s.data(kind, &t.Tensor)
+				return err
+			}
+			dataStart = s.i
+			err = s.skip()
+		default:
+			err = s.unknownKey(key)
+		}
+		return err
+	})
+	if err != nil {
+		return t, err
+	}
+	switch {
+	case t.Name == "":
+		return t, s.errorf(what, `%s has no "name"`, what)
+	case !seen.has("datatype"):
+		return t, s.errorf(kind+"s."+t.Name, `%s %q has no "datatype"`, kind, t.Name)
+	case !seen.has("shape"):
+		return t, s.errorf(kind+"s."+t.Name, `%s %q has no "shape"`, kind, t.Name)
+	}
+	if err := s.checkDatatype(kind, &t.Tensor); err != nil {
+		return t, err
+	}
+	if dataStart >= 0 {
+		end := s.i
+		s.i = dataStart
+		t.Data, err = s.data(kind, &t.Tensor)
+		s.i = end
+		if err != nil {
+			return t, err
+		}
+	}
+	if !seen.has("data") {
+		if _, ok := t.params["binary_data_size"]; ok {
+			return t, nil
+		}
+		return t, s.errorf(kind+"s."+t.Name, `%s %q has no "data" (nor a binary_data_size parameter)`, kind, t.Name)
+	}
+	n, _ := DataLen(t.Datatype, t.Data)
+	count, err := ElementCount(t.Shape)
+	if err != nil {
+		return t, s.errorf(kind+"s."+t.Name, "%s %q: %v", kind, t.Name, err)
+	}
+	if int64(n) != count {
+		return t, s.errorf(kind+"s."+t.Name, "%s %q: %d data elements given, shape %s needs %d", kind, t.Name, n, formatShape(t.Shape), count)
+	}
+	return t, nil
+}
+
+func (s *scanner) checkDatatype(kind string, t *Tensor) error {
+	if !ValidDatatype(t.Datatype) {
+		return s.errorf(kind+"s."+t.Name, "%s %q: datatype %q is not a V2 datatype (%s)", kind, t.Name, t.Datatype, allDatatypes)
+	}
+	return nil
+}
+
+// shape reads an array of dimensions, each a non-negative integer; [] is
+// the shape of a scalar.
+func (s *scanner) shape(what string) ([]int64, error) {
+	shape := []int64{}
+	err := s.array(what+".shape", func(i int) error {
+		c := s.peek()
+		if c != '-' && (c < '0' || c > '9') {
+			return s.errorf(what+".shape", "%s.shape[%d] must be a number, not %s", what, i, jsonKind(c))
+		}
+		var n number
+		start := s.i
+		end, ok := n.scan(s.b, s.i)
+		s.i = end
+		if !ok {
+			return s.syntax("a valid number")
+		}
+		d, ok := n.int64(s.b[start:end])
+		if !ok || d < 0 {
+			return s.errorf(what+".shape", "%s.shape[%d] is %s; a dimension must be an integer of 0 or more", what, i, s.b[start:end])
+		}
+		shape = append(shape, d)
+		return nil
+	})
+	return shape, err
+}
+
+// data reads the data array of t, whose name and datatype are known, into
+// a slice of the datatype's Go type.
+func (s *scanner) data(kind string, t *Tensor) (any, error) {
+	if s.peek() != '[' {
+		return nil, s.errorf(kind+"s."+t.Name, "%s %q: data must be an array, not %s", kind, t.Name, jsonKind(s.peek()))
+	}
+	// Room for the elements the shape announces, but never more than
+	// the rest of the input can hold (two bytes an element), so that a
+	// lying shape cannot make us allocate much.
+	hint := 0
+	if t.Shape != nil {
+		if n, err := ElementCount(t.Shape); err == nil {
+			hint = int(min(n, int64((len(s.b)-s.i)/2+1)))
+		}
+	}
+	d := dataDecoder{s: s, kind: kind, t: t}
+	switch t.Datatype {
+	case DTFP32:
+		return decodeData(&d, make([]float32, 0, hint), (*dataDecoder).float32)
+	case DTFP64:
+		return decodeData(&d, make([]float64, 0, hint), (*dataDecoder).float64)
+	case DTFP16:
+		return decodeData(&d, make([]uint16, 0, hint), (*dataDecoder).float16)
+	case DTBF16:
+		return decodeData(&d, make([]uint16, 0, hint), (*dataDecoder).bfloat16)
+	case DTInt8:
+		return decodeData(&d, make([]int8, 0, hint), signed[int8])
+	case DTInt16:
+		return decodeData(&d, make([]int16, 0, hint), signed[int16])
+	case DTInt32:
+		return decodeData(&d, make([]int32, 0, hint), signed[int32])
+	case DTInt64:
+		return decodeData(&d, make([]int64, 0, hint), signed[int64])
+	case DTUint8:
+		return decodeData(&d, make([]uint8, 0, hint), unsigned[uint8])
+	case DTUint16:
+		return decodeData(&d, make([]uint16, 0, hint), unsigned[uint16])
+	case DTUint32:
+		return decodeData(&d, make([]uint32, 0, hint), unsigned[uint32])
+	case DTUint64:
+		return decodeData(&d, make([]uint64, 0, hint), unsigned[uint64])
+	case DTBool:
+		return decodeData(&d, make([]bool, 0, hint), (*dataDecoder).bool)
+	case DTBytes:
+		return decodeData(&d, make([]string, 0, hint), (*dataDecoder).string)
+	}
+	return nil, s.errorf(kind+"s."+t.Name, "%s %q: datatype %q is not a V2 datatype (%s)", kind, t.Name, t.Datatype, allDatatypes)
+}
+
+// dataDecoder decodes the elements of one tensor's data.
+type dataDecoder struct {
+	s    *scanner
+	kind string
+	t    *Tensor
+	n    int // index of the element being decoded
+}
+
+// elemError is the error for the element being decoded.
+func (d *dataDecoder) elemError(format string, args ...any) error {
+	return abgate.FieldErrorf(d.kind+"s."+d.t.Name, "%s %q (%s): element %d: %s", d.kind, d.t.Name, d.t.Datatype, d.n, fmt.Sprintf(format, args...))
+}
+
+// found describes the value at the scanner's position for errors.
+func (d *dataDecoder) found() string {
+	s := d.s
+	c := s.peek()
+	if c == '-' || (c >= '0' && c <= '9') {
+		var n number
+		end, _ := n.scan(s.b, s.i)
+		return string(s.b[s.i:end])
+	}
+	return jsonKind(c)
+}
+
+// decodeData reads a possibly nested array at the scanner's position,
+// appending each leaf that elem decodes to out.
+func decodeData[T any](d *dataDecoder, out []T, elem func(*dataDecoder) (T, error)) ([]T, error) {
+	s := d.s
+	b := s.b
+	i := s.i + 1 // after '['
+	depth, open := 1, true
+	for {
+		// A value, or ']' right after '['.
+		for i < len(b) && isSpace(b[i]) {
+			i++
+		}
+		if i >= len(b) {
+			s.i = i
+			return nil, s.syntax("a value")
+		}
+		c := b[i]
+		if c == '[' {
+			depth++
+			i++
+			open = true
+			continue
+		}
+		if c == ']' && open {
+			depth--
+			i++
+			if depth == 0 {
+				s.i = i
+				return out, nil
+			}
+		} else {
+			s.i = i
+			v, err := elem(d)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, v)
+			d.n++
+			i = s.i
+		}
+		// ',' or ']'.
+		for {
+			for i < len(b) && isSpace(b[i]) {
+				i++
+			}
+			if i >= len(b) {
+				s.i = i
+				return nil, s.syntax("',' or ']'")
+			}
+			if b[i] == ',' {
+				i++
+				open = false
+				break
+			}
+			if b[i] != ']' {
+				s.i = i
+				return nil, s.syntax("',' or ']'")
+			}
+			i++
+			depth--
+			if depth == 0 {
+				s.i = i
+				return out, nil
+			}
+		}
+	}
+}
+
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\n' || c == '\r' || c == '\t'
+}
+
+// number is a JSON number being scanned: its decimal mantissa (up to 19
+// significant digits) and exponent.
+type number struct {
+	mant    uint64
+	exp     int  // the value is mant * 10^exp (when !trunc)
+	neg     bool // a leading minus sign
+	trunc   bool // more significant digits than mant holds
+	integer bool // no fraction nor exponent
+}
+
+// scan reads a JSON number at b[i:], returning the index after it and
+// whether it follows the JSON grammar.
+func (n *number) scan(b []byte, i int) (int, bool) {
+	*n = number{integer: true}
+	if i < len(b) && b[i] == '-' {
+		n.neg = true
+		i++
+	}
+	if i >= len(b) {
+		return i, false
+	}
+	nd := 0 // significant digits taken into mant
+	digit := func(c byte) {
+		if nd < 19 {
+			n.mant = n.mant*10 + uint64(c-'0')
+			if n.mant != 0 {
+				nd++
+			}
+		} else {
+			n.trunc = true
+			n.exp++
+		}
+	}
+	switch c := b[i]; {
+	case c == '0':
+		i++
+	case c >= '1' && c <= '9':
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			digit(b[i])
+			i++
+		}
+	default:
+		return i, false
+	}
+	if i < len(b) && b[i] == '.' {
+		n.integer = false
+		i++
+		start := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			if nd < 19 {
+				n.mant = n.mant*10 + uint64(b[i]-'0')
+				if n.mant != 0 {
+					nd++
+				}
+				n.exp--
+			} else {
+				n.trunc = true
+			}
+			i++
+		}
+		if i == start {
+			return i, false
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		n.integer = false
+		i++
+		eneg := false
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			eneg = b[i] == '-'
+			i++
+		}
+		start := i
+		e := 0
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			if e < 100000 {
+				e = e*10 + int(b[i]-'0')
+			}
+			i++
+		}
+		if i == start {
+			return i, false
+		}
+		if eneg {
+			e = -e
+		}
+		n.exp += e
+	}
+	return i, true
+}
+
+// int64 returns the value of an integer number; text is its JSON text.
+func (n *number) int64(text []byte) (int64, bool) {
+	if !n.integer {
+		return 0, false
+	}
+	if !n.trunc && n.mant <= math.MaxInt64 {
+		if n.neg {
+			return -int64(n.mant), true
+		}
+		return int64(n.mant), true
+	}
+	v, err := strconv.ParseInt(unsafe.String(&text[0], len(text)), 10, 64)
+	return v, err == nil
+}
+
+// uint64 returns the value of a non-negative integer number.
+func (n *number) uint64(text []byte) (uint64, bool) {
+	if !n.integer || (n.neg && n.mant != 0) {
+		return 0, false
+	}
+	if !n.trunc {
+		return n.mant, true
+	}
+	v, err := strconv.ParseUint(unsafe.String(&text[0], len(text)), 10, 64)
+	return v, err == nil
+}
+
+// Powers of ten that float32 and float64 hold exactly.
+var (
+	pow10f32 = [...]float32{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10}
+	pow10f64 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
+		1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
+)
+
+// float returns the value of the number at the scanner's position
+// correctly rounded to bitSize (32 or 64) bits, taking the non-finite
+// strings too. It fails with an element error.
+func (d *dataDecoder) float(bitSize int) (float64, error) {
+	s := d.s
+	b := s.b
+	c := s.peek()
+	if c == '"' {
+		str, err := s.rawString()
+		if err != nil {
+			return 0, err
+		}
+		switch string(str) {
+		case "NaN":
+			return math.NaN(), nil
+		case "Infinity":
+			return math.Inf(1), nil
+		case "-Infinity":
+			return math.Inf(-1), nil
+		}
+		return 0, d.elemError("%q is not a number (the only strings allowed are \"NaN\", \"Infinity\" and \"-Infinity\")", str)
+	}
+	if c != '-' && (c < '0' || c > '9') {
+		return 0, d.elemError("a number is expected, not %s", jsonKind(c))
+	}
+	var n number
+	start := s.i
+	end, ok := n.scan(b, start)
+	if !ok {
+		s.i = end
+		return 0, s.syntax("a valid number")
+	}
+	s.i = end
+	// Exact fast paths (Clinger): the mantissa and the power of ten are
+	// both exact, so one rounding gives the correctly rounded value.
+	if !n.trunc {
+		if n.mant == 0 {
+			if n.neg {
+				return math.Copysign(0, -1), nil
+			}
+			return 0, nil
+		}
+		if bitSize == 32 && n.mant < 1<<24 && n.exp >= -10 && n.exp <= 10 {
+			f := float32(n.mant)
+			if n.exp >= 0 {
+				f *= pow10f32[n.exp]
+			} else {
+				f /= pow10f32[-n.exp]
+			}
+			if n.neg {
+				f = -f
+			}
+			return float64(f), nil
+		}
+		if bitSize == 32 && n.exp >= -22 && n.exp <= 22 {
+			// Longer decimals, such as the 17 digits of a float32 that
+			// went through a float64 (numpy, Python's json): the float64
+			// mant * 10^exp is within 1.01 float64 ulp of the exact value
+			// (one rounding of mant, one of the product), so rounding it
+			// to float32 is correct unless it lies near the midpoint of
+			// two float32s, or out of float32's normal range.
+			f := float64(n.mant)
+			if n.exp >= 0 {
+				f *= pow10f64[n.exp]
+			} else {
+				f /= pow10f64[-n.exp]
+			}
+			bits := math.Float64bits(f)
+			if e := bits >> 52; e >= 1023-126 && e <= 1023+127 {
+				if low := int64(bits & (1<<29 - 1)); low < 1<<28-8 || low > 1<<28+8 {
+					if g := float32(f); !math.IsInf(float64(g), 0) {
+						if n.neg {
+							g = -g
+						}
+						return float64(g), nil
+					}
+				}
+			}
+		}
+		if bitSize == 64 && n.mant < 1<<53 && n.exp >= -22 && n.exp <= 22 {
+			f := float64(n.mant)
+			if n.exp >= 0 {
+				f *= pow10f64[n.exp]
+			} else {
+				f /= pow10f64[-n.exp]
+			}
+			if n.neg {
+				f = -f
+			}
+			return f, nil
+		}
+	}
+	f, err := strconv.ParseFloat(unsafe.String(&b[start], end-start), bitSize)
+	if err != nil {
+		return 0, d.elemError("%s is out of the range of %s", b[start:end], d.t.Datatype)
+	}
+	return f, nil
+}
+
+func (d *dataDecoder) float32() (float32, error) {
+	f, err := d.float(32)
+	return float32(f), err
+}
+
+func (d *dataDecoder) float64() (float64, error) {
+	return d.float(64)
+}
+
+func (d *dataDecoder) float16() (uint16, error) {
+	f, err := d.float(32)
+	if err != nil {
+		return 0, err
+	}
+	h := Float32ToFloat16(float32(f))
+	if h&0x7fff == 0x7c00 && !math.IsInf(f, 0) {
+		return 0, d.elemError("%v is out of the range of FP16 (±65504)", f)
+	}
+	return h, nil
+}
+
+func (d *dataDecoder) bfloat16() (uint16, error) {
+	f, err := d.float(32)
+	if err != nil {
+		return 0, err
+	}
+	h := Float32ToBFloat16(float32(f))
+	if h&0x7fff == 0x7f80 && !math.IsInf(f, 0) {
+		return 0, d.elemError("%v is out of the range of BF16", f)
+	}
+	return h, nil
+}
+
+// integer scans an integer element, returning its text.
+func (d *dataDecoder) integer() (number, []byte, error) {
+	s := d.s
+	var n number
+	c := s.peek()
+	if c != '-' && (c < '0' || c > '9') {
+		return n, nil, d.elemError("an integer is expected, not %s", jsonKind(c))
+	}
+	start := s.i
+	end, ok := n.scan(s.b, start)
+	s.i = end
+	if !ok {
+		return n, nil, s.syntax("a valid number")
+	}
+	text := s.b[start:end]
+	if !n.integer {
+		return n, nil, d.elemError("%s is not an integer", text)
+	}
+	return n, text, nil
+}
+
+// signed decodes an element of a signed integer type.
+func signed[T int8 | int16 | int32 | int64](d *dataDecoder) (T, error) {
+	n, text, err := d.integer()
+	if err != nil {
+		return 0, err
+	}
+	v, ok := n.int64(text)
+	if !ok || int64(T(v)) != v {
+		return 0, d.elemError("%s is out of the range of %s", text, d.t.Datatype)
+	}
+	return T(v), nil
+}
+
+// unsigned decodes an element of an unsigned integer type.
+func unsigned[T uint8 | uint16 | uint32 | uint64](d *dataDecoder) (T, error) {
+	n, text, err := d.integer()
+	if err != nil {
+		return 0, err
+	}
+	v, ok := n.uint64(text)
+	if !ok || uint64(T(v)) != v {
+		return 0, d.elemError("%s is out of the range of %s", text, d.t.Datatype)
+	}
+	return T(v), nil
+}
+
+func (d *dataDecoder) bool() (bool, error) {
+	s := d.s
+	switch {
+	case s.literal("true"):
+		return true, nil
+	case s.literal("false"):
+		return false, nil
+	}
+	return false, d.elemError("true or false is expected, not %s", d.found())
+}
+
+func (d *dataDecoder) string() (string, error) {
+	s := d.s
+	if s.peek() != '"' {
+		return "", d.elemError("a string is expected, not %s", d.found())
+	}
+	b, err := s.rawString()
+	return string(b), err
+}
