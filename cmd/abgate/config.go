@@ -12,16 +12,18 @@ import (
 
 // Config is what flags and their environment twins set. Flags win.
 type Config struct {
-	Listen          string
-	DB              string
-	Models          string
-	AdminToken      string
-	ORTLib          string
-	Demo            bool
-	LogFormat       string
-	LogLevel        string
-	MaxBodyBytes    int64
-	ShutdownTimeout time.Duration
+	Listen       string
+	DB           string
+	Models       string
+	AdminToken   string
+	ORTLib       string
+	Demo         bool
+	LogFormat    string
+	LogLevel     string
+	MaxBodyBytes int64
+	// MaxInferBodyBytes caps inference request bodies (tensors, images).
+	MaxInferBodyBytes int64
+	ShutdownTimeout   time.Duration
 }
 
 // flagSet returns the flags of a subcommand bound to cfg, defaults taken
@@ -60,6 +62,14 @@ func flagSet(name string, cfg *Config, getenv func(string) string, errOut io.Wri
 	}
 	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", maxBody, "largest accepted request body in bytes (env ABGATE_MAX_BODY_BYTES)")
 
+	maxInfer := int64(64 << 20)
+	if v := getenv("ABGATE_MAX_INFER_BODY_BYTES"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		envErrs.add("ABGATE_MAX_INFER_BODY_BYTES", v, err)
+		maxInfer = n
+	}
+	fs.Int64Var(&cfg.MaxInferBodyBytes, "max-infer-body-bytes", maxInfer, "largest accepted inference request body in bytes (env ABGATE_MAX_INFER_BODY_BYTES)")
+
 	shutdown := 30 * time.Second
 	if v := getenv("ABGATE_SHUTDOWN_TIMEOUT"); v != "" {
 		d, err := time.ParseDuration(v)
@@ -90,6 +100,9 @@ func (e *envErrors) err() error {
 func (c *Config) validate() error {
 	if c.MaxBodyBytes < 1024 {
 		return fmt.Errorf("--max-body-bytes must be at least 1024, got %d", c.MaxBodyBytes)
+	}
+	if c.MaxInferBodyBytes < 1024 {
+		return fmt.Errorf("--max-infer-body-bytes must be at least 1024, got %d", c.MaxInferBodyBytes)
 	}
 	if c.ShutdownTimeout <= 0 {
 		return fmt.Errorf("--shutdown-timeout must be positive, got %v", c.ShutdownTimeout)

@@ -26,7 +26,8 @@ const usage = `abgate: A/B experiments for machine-learning models
 usage: abgate <command> [flags]
 
 commands:
-  serve            run everything in one process (admin API, metrics)
+  serve            run everything in one process (admin API, inference, metrics)
+  inference        run the inference server alone (V2 protocol, /predict)
   migrate up       apply pending database migrations
   migrate status   list migrations and whether they are applied
   version          print the version
@@ -52,6 +53,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "serve":
 		err = serve(ctx, rest, getenv, stdout, stderr)
+	case "inference":
+		err = inferenceCmd(ctx, rest, getenv, stdout, stderr)
 	case "migrate":
 		err = migrate(ctx, rest, getenv, stdout, stderr)
 	case "version", "-version", "--version":

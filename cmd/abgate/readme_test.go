@@ -66,7 +66,8 @@ func abgateBinary(t *testing.T) string {
 
 // childEnv returns the environment of this process without any ABGATE_*
 // variable (so that a developer's settings do not leak into the servers
-// under test), plus extra.
+// under test) but for ABGATE_ORT_LIB, which names the ONNX Runtime library
+// absolutely since the servers run in temporary folders; plus extra.
 func childEnv(extra ...string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
@@ -74,6 +75,14 @@ func childEnv(extra ...string) []string {
 			env = append(env, kv)
 		}
 	}
+	lib := os.Getenv("ABGATE_ORT_LIB")
+	if lib == "" {
+		lib = "../../lib/libonnxruntime.so.1"
+	}
+	if abs, err := filepath.Abs(lib); err == nil {
+		lib = abs
+	}
+	env = append(env, "ABGATE_ORT_LIB="+lib)
 	return append(env, extra...)
 }
 
@@ -111,8 +120,15 @@ type server struct {
 // the README uses, and waits until /healthz answers 200.
 func startServer(t *testing.T, args ...string) *server {
 	t.Helper()
+	return startCommand(t, "serve", "/healthz", args...)
+}
+
+// startCommand starts `abgate <command> --demo` like startServer does and
+// waits until health answers 200.
+func startCommand(t *testing.T, command, health string, args ...string) *server {
+	t.Helper()
 	bin := abgateBinary(t)
-	args = append([]string{"serve", "--demo", "--listen", "127.0.0.1:0", "--log-format", "json", "--shutdown-timeout", "5s"}, args...)
+	args = append([]string{command, "--demo", "--listen", "127.0.0.1:0", "--log-format", "json", "--shutdown-timeout", "5s"}, args...)
 	s := &server{stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, exited: make(chan struct{})}
 	s.cmd = exec.Command(bin, args...)
 	s.cmd.Dir = t.TempDir()
@@ -156,10 +172,13 @@ func startServer(t *testing.T, args ...string) *server {
 		time.Sleep(20 * time.Millisecond)
 	}
 	for {
-		resp, err := http.Get("http://" + s.addr + "/healthz")
+		resp, err := http.Get("http://" + s.addr + health)
 		if err == nil {
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK && health != "/healthz" {
+				return s
+			}
 			if resp.StatusCode == http.StatusOK {
 				var health struct{ Status, Version string }
 				if err := json.Unmarshal(body, &health); err != nil || health.Status != "ok" || health.Version != testVersion {
@@ -475,6 +494,8 @@ func TestServeStartupErrors(t *testing.T) {
 			"abgate: cannot reach PostgreSQL database postgres://postgres:xxxxx@127.0.0.1:1/x: "},
 		{"unsupported database", []string{"--db", "mysql://root@127.0.0.1/x"},
 			`abgate: unsupported database DSN (scheme "mysql"): use sqlite:PATH or postgres://`},
+		{"missing onnx runtime library", []string{"--ort-lib", "/nonexistent/libonnxruntime.so.1"},
+			`abgate: onnx runtime library not found at /nonexistent/libonnxruntime.so.1: run "make lib" or set --ort-lib/ABGATE_ORT_LIB`},
 		{"address in use", []string{"--listen", busy.Addr().String()},
 			"abgate: listen on " + busy.Addr().String() + ": "},
 	}

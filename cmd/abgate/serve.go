@@ -72,7 +72,7 @@ func closeDB(db *gorm.DB, log *slog.Logger) {
 }
 
 // serve runs `abgate serve` until ctx is done, then shuts down in reverse
-// order: HTTP drain, then the database.
+// order of start: HTTP drain, model sessions, database.
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cfg, rest, err := parse("serve", args, getenv, stderr)
 	if err != nil {
@@ -88,6 +88,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	defer closeDB(db, log)
+	repo, err := openRepository(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer repo.Close()
 	if err := migrations.EnsurePartitions(ctx, db, time.Now()); err != nil {
 		return fmt.Errorf("exposure partitions: %w", err)
 	}
@@ -103,6 +108,20 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if token != "" {
 		fmt.Fprintf(stdout, "abgate: admin token (shown once, store it now): %s\n", token)
 	}
+
+	// Models of the local repository appear in the catalogue on their own,
+	// so that experiments can name them.
+	repo.OnChange = func(names []string) {
+		for _, name := range names {
+			if err := store.EnsureLocalModel(bgCtx, name); err != nil {
+				log.Warn("local model not registered", "model", name, "err", err)
+			}
+		}
+	}
+	if err := repo.Scan(); err != nil {
+		return fmt.Errorf("model repository %s: %w", cfg.Models, err)
+	}
+	go repo.Watch(bgCtx, rescanEvery)
 	if cfg.Demo {
 		if err := store.SeedDemo(ctx); err != nil {
 			return fmt.Errorf("demo: %w", err)
@@ -110,46 +129,36 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		log.Info("demo experiment ready", "experiment", experiments.DemoExperiment, "route", experiments.DemoRoute)
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	handler := newHandler(cfg, store, db, log, reg)
-
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
-	}
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	log.Info("abgate serving", "addr", ln.Addr().String(), "version", Version)
-
-	select {
-	case err := <-served:
-		return fmt.Errorf("http server: %w", err)
-	case <-ctx.Done():
-	}
-	log.Info("shutting down: draining requests", "timeout", cfg.ShutdownTimeout)
-	shutCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(shutCtx); err != nil {
-		log.Warn("http drain incomplete", "err", err)
+	reg := newRegistry()
+	r := newEngine(log)
+	newInferenceServer(cfg, repo, log, reg).Mount(r)
+	mountAdmin(r, cfg, store, db, log)
+	mountMetrics(r, reg)
+	if err := listenAndServe(ctx, cfg, r, log); err != nil {
+		return err
 	}
 	stopBackground()
+	repo.Close()
+	closeDB(db, log)
 	log.Info("shutdown complete")
 	return nil
 }
 
-// newHandler builds the HTTP handler of `abgate serve`.
-func newHandler(cfg *Config, store *experiments.Store, db *gorm.DB, log *slog.Logger, reg *prometheus.Registry) http.Handler {
+// newRegistry returns a Prometheus registry with the Go and process
+// collectors.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// newEngine returns a Gin engine that answers panics, unknown routes and
+// wrong methods with the JSON error body, and tags requests with an id.
+func newEngine(log *slog.Logger) *gin.Engine {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
-	r.Use(recovery(log), requestID, experiments.LimitBody(cfg.MaxBodyBytes))
+	r.Use(recovery(log), requestID)
 	r.NoRoute(func(c *gin.Context) {
 		experiments.WriteError(c, abgate.Errorf(abgate.ENOTFOUND, "no route %s %s", c.Request.Method, c.Request.URL.Path))
 	})
@@ -158,7 +167,17 @@ func newHandler(cfg *Config, store *experiments.Store, db *gorm.DB, log *slog.Lo
 		abgate.WriteHTTPError(c.Writer, abgate.Errorf(abgate.EINVALID, "method %s is not allowed on %s", c.Request.Method, c.Request.URL.Path))
 		c.Abort()
 	})
+	return r
+}
 
+// mountMetrics serves reg on GET /metrics.
+func mountMetrics(r gin.IRouter, reg *prometheus.Registry) {
+	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
+}
+
+// mountAdmin adds /healthz and the admin API (/api/v1, bodies capped at
+// --max-body-bytes).
+func mountAdmin(r gin.IRouter, cfg *Config, store *experiments.Store, db *gorm.DB, log *slog.Logger) {
 	r.GET("/healthz", func(c *gin.Context) {
 		sqlDB, err := db.DB()
 		if err == nil {
@@ -170,9 +189,17 @@ func newHandler(cfg *Config, store *experiments.Store, db *gorm.DB, log *slog.Lo
 		}
 		c.JSON(http.StatusOK, gin.H{"status": "ok", "version": Version})
 	})
-	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
-	experiments.NewAPI(store, log).Mount(r.Group("/api/v1"))
-	return r
+	api := r.Group("/api/v1", experiments.LimitBody(cfg.MaxBodyBytes))
+	experiments.NewAPI(store, log).Mount(api)
+}
+
+// listen opens the TCP listener of addr.
+func listen(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return ln, nil
 }
 
 // recovery turns a panic into a logged internal error answer.
