@@ -81,6 +81,10 @@ type BatcherOptions struct {
 // that may coincide with the row count should not be batched (see
 // BatcherOptions.CanBatch).
 //
+// A batch whose run fails with an EINVALID error (the model refused some
+// of the data) is run again one request at a time, so that only the
+// requests at fault get the error; other errors reach every request.
+//
 // A request that runs alone runs with its own context. A batch of several
 // requests runs with a context of its own, without their values, that is
 // cancelled once every one of them is cancelled.
@@ -405,6 +409,19 @@ func (b *Batcher) runBatch(batch []*batchRequest) {
 	}
 
 	outs, err := b.safeRun(ctx, inputs, batch[0].outputs)
+	if err != nil && abgate.ErrorCode(err) == abgate.EINVALID && ctx.Err() == nil {
+		// The model refused the batch's data (say an index out of range
+		// in one request): run each request alone, so that only the
+		// requests at fault fail.
+		for _, r := range batch {
+			if b.opts.OnBatch != nil {
+				b.opts.OnBatch(max(r.rows, 1))
+			}
+			outs, err := b.safeRun(r.ctx, r.inputs, r.outputs)
+			r.done <- batchResult{outputs: outs, err: err}
+		}
+		return
+	}
 	if err != nil {
 		for _, r := range batch {
 			r.done <- batchResult{err: err}

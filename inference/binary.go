@@ -2,8 +2,10 @@ package inference
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"unsafe"
 
 	"abgate"
@@ -74,6 +76,12 @@ func binaryElemSize(datatype string) (int64, bool) {
 // elements are EINVALID errors that name the tensor and say what was
 // expected and what was given.
 func DecodeBinaryTensor(name, datatype string, shape []int64, raw []byte) (Tensor, error) {
+	return decodeBinaryTensor(name, datatype, shape, raw, false)
+}
+
+// decodeBinaryTensor is DecodeBinaryTensor; with alias, the Data of a
+// fixed-size datatype may be raw itself (see leData).
+func decodeBinaryTensor(name, datatype string, shape []int64, raw []byte, alias bool) (Tensor, error) {
 	n, err := ElementCount(shape)
 	if err != nil {
 		return Tensor{}, abgate.Errorf(abgate.EINVALID, "tensor %q: %v", name, err)
@@ -91,7 +99,7 @@ func DecodeBinaryTensor(name, datatype string, shape []int64, raw []byte) (Tenso
 		return Tensor{}, abgate.Errorf(abgate.EINVALID, "tensor %q: datatype %q is not one of BOOL, UINT8, UINT16, UINT32, UINT64, INT8, INT16, INT32, INT64, FP16, BF16, FP32, FP64, BYTES", name, datatype)
 	}
 	if want := n * size; int64(len(raw)) != want {
-		return Tensor{}, abgate.Errorf(abgate.EINVALID, "tensor %q: binary data holds %d bytes, but shape %v of %s needs %d (%d elements x %d bytes)", name, len(raw), shape, datatype, want, n, size)
+		return Tensor{}, abgate.Errorf(abgate.EINVALID, "tensor %q: binary data holds %d bytes, but shape %s of %s needs %d (%d elements x %d bytes)", name, len(raw), formatShape(shape), datatype, want, n, size)
 	}
 	switch datatype {
 	case DTBool:
@@ -100,27 +108,27 @@ func DecodeBinaryTensor(name, datatype string, shape []int64, raw []byte) (Tenso
 				return Tensor{}, abgate.Errorf(abgate.EINVALID, "tensor %q: BOOL element %d is byte %d; 0 or 1 expected", name, i, c)
 			}
 		}
-		t.Data = decodeLE[bool](raw, int(n))
+		t.Data = leData[bool](raw, int(n), alias)
 	case DTUint8:
-		t.Data = decodeLE[uint8](raw, int(n))
+		t.Data = leData[uint8](raw, int(n), alias)
 	case DTInt8:
-		t.Data = decodeLE[int8](raw, int(n))
+		t.Data = leData[int8](raw, int(n), alias)
 	case DTUint16, DTFP16, DTBF16:
-		t.Data = decodeLE[uint16](raw, int(n))
+		t.Data = leData[uint16](raw, int(n), alias)
 	case DTInt16:
-		t.Data = decodeLE[int16](raw, int(n))
+		t.Data = leData[int16](raw, int(n), alias)
 	case DTUint32:
-		t.Data = decodeLE[uint32](raw, int(n))
+		t.Data = leData[uint32](raw, int(n), alias)
 	case DTInt32:
-		t.Data = decodeLE[int32](raw, int(n))
+		t.Data = leData[int32](raw, int(n), alias)
 	case DTFP32:
-		t.Data = decodeLE[float32](raw, int(n))
+		t.Data = leData[float32](raw, int(n), alias)
 	case DTUint64:
-		t.Data = decodeLE[uint64](raw, int(n))
+		t.Data = leData[uint64](raw, int(n), alias)
 	case DTInt64:
-		t.Data = decodeLE[int64](raw, int(n))
+		t.Data = leData[int64](raw, int(n), alias)
 	case DTFP64:
-		t.Data = decodeLE[float64](raw, int(n))
+		t.Data = leData[float64](raw, int(n), alias)
 	}
 	return t, nil
 }
@@ -152,6 +160,17 @@ func decodeLE[T fixedElem](raw []byte, n int) []T {
 	return out
 }
 
+// leData returns the n little-endian elements of raw, whose length is n
+// times the element size: raw itself, without copying, when alias is set,
+// the machine is little-endian and raw is aligned for T; else a copy
+// (decodeLE).
+func leData[T fixedElem](raw []byte, n int, alias bool) []T {
+	if alias && n > 0 && hostLittleEndian() && uintptr(unsafe.Pointer(&raw[0]))%unsafe.Alignof(*new(T)) == 0 {
+		return unsafe.Slice((*T)(unsafe.Pointer(&raw[0])), n)
+	}
+	return decodeLE[T](raw, n)
+}
+
 // decodeLEPortable decodes without relying on the memory layout.
 func decodeLEPortable[T fixedElem](raw []byte, out []T) {
 	if b, ok := any(out).([]bool); ok {
@@ -167,7 +186,7 @@ func decodeLEPortable[T fixedElem](raw []byte, out []T) {
 // length and its bytes, filling raw exactly.
 func decodeBinaryBytes(name string, shape []int64, n int64, raw []byte) ([]string, error) {
 	if least := 4 * n; int64(len(raw)) < least {
-		return nil, abgate.Errorf(abgate.EINVALID, "tensor %q: binary data holds %d bytes, but shape %v of BYTES needs at least %d (%d elements x a 4-byte length)", name, len(raw), shape, least, n)
+		return nil, abgate.Errorf(abgate.EINVALID, "tensor %q: binary data holds %d bytes, but shape %s of BYTES needs at least %d (%d elements x a 4-byte length)", name, len(raw), formatShape(shape), least, n)
 	}
 	out := make([]string, n)
 	all := string(raw) // one allocation; the elements are substrings of it
@@ -185,7 +204,7 @@ func decodeBinaryBytes(name string, shape []int64, n int64, raw []byte) ([]strin
 		off += int(l)
 	}
 	if off != len(raw) {
-		return nil, abgate.Errorf(abgate.EINVALID, "tensor %q: binary data holds %d bytes, but the %d BYTES elements of shape %v end at byte %d", name, len(raw), n, shape, off)
+		return nil, abgate.Errorf(abgate.EINVALID, "tensor %q: binary data holds %d bytes, but the %d BYTES elements of shape %s end at byte %d", name, len(raw), n, formatShape(shape), off)
 	}
 	return out, nil
 }
@@ -335,5 +354,234 @@ func appendLEPortable[T fixedElem](dst []byte, s []T) []byte {
 		return dst
 	}
 	out, _ := binary.Append(dst, binary.LittleEndian, s)
+	return out
+}
+
+// Parameters of the binary tensor data extension.
+const (
+	// ParamBinaryDataSize is the tensor parameter that gives the length of
+	// the tensor's data in the binary part of a body.
+	ParamBinaryDataSize = "binary_data_size"
+	// ParamBinaryData is the requested-output parameter that asks for the
+	// output as binary data (true) or JSON (false).
+	ParamBinaryData = "binary_data"
+	// ParamBinaryDataOutput is the request parameter that asks for every
+	// output as binary data, unless an output says otherwise.
+	ParamBinaryDataOutput = "binary_data_output"
+)
+
+// DecodeBinaryInferRequest decodes a V2 inference request in the binary
+// tensor format: the JSON header of headerLen bytes (the value of the
+// Inference-Header-Content-Length header), then the data of the inputs
+// whose parameters give a binary_data_size, in their order; inputs with
+// "data" in the JSON may come between them. The errors are EINVALID: those
+// of SplitBinaryRequest and DecodeInferRequest; a binary_data_size that is
+// not a whole number of bytes, or beside "data"; binary data that is
+// shorter than the sizes announce, or longer (bytes left over), or whose
+// length does not fit the tensor's shape and datatype (DecodeBinaryTensor).
+// Each names the tensor. The result does not refer to body.
+func DecodeBinaryInferRequest(body []byte, headerLen int) (*InferRequest, error) {
+	return decodeBinaryInferRequest(body, headerLen, false)
+}
+
+// decodeBinaryInferRequest is DecodeBinaryInferRequest; with alias, the
+// data of the binary inputs of fixed-size datatypes may be parts of body,
+// without copying, so body must outlive the request and not change.
+func decodeBinaryInferRequest(body []byte, headerLen int, alias bool) (*InferRequest, error) {
+	header, blob, err := SplitBinaryRequest(body, headerLen)
+	if err != nil {
+		return nil, err
+	}
+	req, err := DecodeInferRequest(header)
+	if err != nil {
+		if msg := abgate.ErrorMessage(err); strings.HasPrefix(msg, "malformed JSON") {
+			return nil, abgate.Errorf(abgate.EINVALID, "%s (the JSON header is the first %d bytes of the body, as %s says)", msg, headerLen, InferenceHeaderContentLength)
+		}
+		return nil, err
+	}
+	last := ""
+	for i := range req.Inputs {
+		in := &req.Inputs[i]
+		v, ok := in.Parameters[ParamBinaryDataSize]
+		if !ok {
+			continue
+		}
+		field := "inputs." + in.Name
+		if in.Data != nil {
+			return nil, abgate.FieldErrorf(field, `input %q has both "data" and a %s parameter; send one`, in.Name, ParamBinaryDataSize)
+		}
+		size, ok := wholeNumber(v)
+		if !ok {
+			return nil, abgate.FieldErrorf(field, "input %q: %s is %v; it must be a whole number of bytes", in.Name, ParamBinaryDataSize, jsonText(v))
+		}
+		raw, rest, err := TakeBinaryData(blob, in.Name, size)
+		if err != nil {
+			return nil, withField(err, field)
+		}
+		blob = rest
+		t, err := decodeBinaryTensor(in.Name, in.Datatype, in.Shape, raw, alias)
+		if err != nil {
+			return nil, withField(err, field)
+		}
+		in.Data = t.Data
+		last = in.Name
+	}
+	if len(blob) > 0 {
+		if last == "" {
+			return nil, abgate.Errorf(abgate.EINVALID, "the body carries %d bytes of binary data after its %d-byte JSON header, but no input has a %s parameter", len(blob), headerLen, ParamBinaryDataSize)
+		}
+		return nil, abgate.FieldErrorf("inputs."+last, "the body carries %d bytes of binary data left over after the last binary input %q; the %s parameters must add up to the binary data", len(blob), last, ParamBinaryDataSize)
+	}
+	return req, nil
+}
+
+// wholeNumber returns v, a JSON number decoded as float64, as an int64
+// when it is a whole number.
+func wholeNumber(v any) (int64, bool) {
+	f, ok := v.(float64)
+	if !ok || f != math.Trunc(f) || math.Abs(f) > 1<<53 {
+		return 0, false
+	}
+	return int64(f), true
+}
+
+// jsonText shows a JSON parameter value in a message.
+func jsonText(v any) string {
+	if s, ok := v.(string); ok {
+		return fmt.Sprintf("%q", s)
+	}
+	return fmt.Sprint(v)
+}
+
+// withField names field in err when it is an *abgate.Error without a field.
+func withField(err error, field string) error {
+	var e *abgate.Error
+	if errors.As(err, &e) && e.Field == "" {
+		return e.WithField(field)
+	}
+	return err
+}
+
+// AppendBinaryInferRequest appends req to dst in the binary tensor format,
+// every input that has Data travelling as binary data, and returns the
+// body and the length of its JSON header (the value of the
+// Inference-Header-Content-Length header). req is not changed. Errors are
+// those of EncodeBinaryTensor.
+func AppendBinaryInferRequest(dst []byte, req *InferRequest) ([]byte, int, error) {
+	hdr := *req
+	hdr.Inputs = make([]InferInput, len(req.Inputs))
+	for i, in := range req.Inputs {
+		hdr.Inputs[i] = in
+		if in.Data == nil {
+			continue
+		}
+		size, err := BinaryTensorSize(in.Tensor)
+		if err != nil {
+			return dst, 0, err
+		}
+		hdr.Inputs[i].Data = nil
+		hdr.Inputs[i].Parameters = withParam(in.Parameters, ParamBinaryDataSize, size)
+	}
+	start := len(dst)
+	dst = AppendInferRequest(dst, &hdr)
+	headerLen := len(dst) - start
+	for _, in := range req.Inputs {
+		if in.Data == nil {
+			continue
+		}
+		var err error
+		if dst, err = AppendBinaryTensor(dst, in.Tensor); err != nil {
+			return dst[:start], 0, err
+		}
+	}
+	return dst, headerLen, nil
+}
+
+// AppendBinaryInferResponse appends resp to dst in the binary tensor
+// format: the outputs i for which binary[i] is true travel as binary data,
+// with their binary_data_size in their parameters; the others as JSON. It
+// returns the body and the length of its JSON header (the value of the
+// Inference-Header-Content-Length header). resp is not changed. Errors are
+// those of EncodeBinaryTensor.
+func AppendBinaryInferResponse(dst []byte, resp *InferResponse, binary []bool) ([]byte, int, error) {
+	hdr := *resp
+	hdr.Outputs = make([]InferOutput, len(resp.Outputs))
+	for i, o := range resp.Outputs {
+		hdr.Outputs[i] = o
+		if i >= len(binary) || !binary[i] {
+			continue
+		}
+		size, err := BinaryTensorSize(o.Tensor)
+		if err != nil {
+			return dst, 0, err
+		}
+		hdr.Outputs[i].Data = nil
+		hdr.Outputs[i].Parameters = withParam(o.Parameters, ParamBinaryDataSize, size)
+	}
+	start := len(dst)
+	dst = AppendInferResponse(dst, &hdr)
+	headerLen := len(dst) - start
+	for i, o := range resp.Outputs {
+		if i >= len(binary) || !binary[i] {
+			continue
+		}
+		var err error
+		if dst, err = AppendBinaryTensor(dst, o.Tensor); err != nil {
+			return dst[:start], 0, err
+		}
+	}
+	return dst, headerLen, nil
+}
+
+// DecodeBinaryInferResponse decodes a V2 inference response in the binary
+// tensor format, the outputs with a binary_data_size taking their data from
+// the binary part in order, with the rules and errors of
+// DecodeBinaryInferRequest.
+func DecodeBinaryInferResponse(body []byte, headerLen int) (*InferResponse, error) {
+	header, blob, err := SplitBinaryRequest(body, headerLen)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := DecodeInferResponse(header)
+	if err != nil {
+		return nil, err
+	}
+	for i := range resp.Outputs {
+		o := &resp.Outputs[i]
+		v, ok := o.Parameters[ParamBinaryDataSize]
+		if !ok {
+			continue
+		}
+		if o.Data != nil {
+			return nil, abgate.FieldErrorf("outputs."+o.Name, `output %q has both "data" and a %s parameter`, o.Name, ParamBinaryDataSize)
+		}
+		size, ok := wholeNumber(v)
+		if !ok {
+			return nil, abgate.FieldErrorf("outputs."+o.Name, "output %q: %s is %v; it must be a whole number of bytes", o.Name, ParamBinaryDataSize, jsonText(v))
+		}
+		raw, rest, err := TakeBinaryData(blob, o.Name, size)
+		if err != nil {
+			return nil, err
+		}
+		blob = rest
+		t, err := DecodeBinaryTensor(o.Name, o.Datatype, o.Shape, raw)
+		if err != nil {
+			return nil, err
+		}
+		o.Data = t.Data
+	}
+	if len(blob) > 0 {
+		return nil, abgate.Errorf(abgate.EINVALID, "the response carries %d bytes of binary data left over", len(blob))
+	}
+	return resp, nil
+}
+
+// withParam returns a copy of p with key set to v.
+func withParam(p map[string]any, key string, v any) map[string]any {
+	out := make(map[string]any, len(p)+1)
+	for k, x := range p {
+		out[k] = x
+	}
+	out[key] = v
 	return out
 }

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"abgate"
 )
@@ -146,7 +147,7 @@ func TestDecodeBinaryTensorErrors(t *testing.T) {
 		raw      []byte
 		want     []string // parts of the message
 	}{
-		{"short FP32", DTFP32, []int64{1, 3, 2}, make([]byte, 20), []string{`"input0"`, "holds 20 bytes", "[1 3 2]", "needs 24", "6 elements x 4 bytes"}},
+		{"short FP32", DTFP32, []int64{1, 3, 2}, make([]byte, 20), []string{`"input0"`, "holds 20 bytes", "[1,3,2]", "needs 24", "6 elements x 4 bytes"}},
 		{"long INT64", DTInt64, []int64{2}, make([]byte, 17), []string{`"input0"`, "holds 17 bytes", "needs 16"}},
 		{"scalar with no data", DTFP64, nil, nil, []string{"holds 0 bytes", "needs 8"}},
 		{"bad BOOL byte", DTBool, []int64{2}, []byte{1, 2}, []string{`"input0"`, "element 1", "byte 2", "0 or 1"}},
@@ -272,6 +273,161 @@ func FuzzDecodeBinaryTensor(f *testing.F) {
 		}
 		if !bytes.Equal(enc, raw) {
 			t.Fatalf("re-encoded %v, want %v", enc, raw)
+		}
+	})
+}
+
+// TestBinaryInferRequestRoundTrip encodes requests and responses in the
+// binary format, some inputs JSON and some binary, and decodes them back.
+func TestBinaryInferRequestRoundTrip(t *testing.T) {
+	req := &InferRequest{
+		ID:         "r",
+		Parameters: map[string]any{"binary_data_output": true},
+		Inputs: []InferInput{
+			{Tensor: Tensor{Name: "a", Datatype: DTFP32, Shape: []int64{1, 2}, Data: []float32{1.5, -2}}},
+			{Tensor: Tensor{Name: "s", Datatype: DTBytes, Shape: []int64{2}, Data: []string{"", "héllo"}}},
+			{Tensor: Tensor{Name: "b", Datatype: DTBool, Shape: []int64{}, Data: []bool{true}}},
+		},
+		Outputs: []RequestedOutput{{Name: "y", Parameters: map[string]any{"binary_data": true}}},
+	}
+	body, n, err := AppendBinaryInferRequest([]byte("prefix"), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body = body[len("prefix"):]
+	if req.Inputs[0].Data == nil || req.Inputs[0].Parameters != nil {
+		t.Fatal("AppendBinaryInferRequest changed the request")
+	}
+	got, err := DecodeBinaryInferRequest(body, n)
+	if err != nil {
+		t.Fatalf("%v in %q", err, body)
+	}
+	if got.ID != "r" || len(got.Inputs) != 3 || got.Outputs[0].Name != "y" || got.Parameters["binary_data_output"] != true {
+		t.Fatalf("request %+v", got)
+	}
+	for i, in := range got.Inputs {
+		if !sameTensor(in.Tensor, req.Inputs[i].Tensor) {
+			t.Errorf("input %d = %+v, want %+v", i, in.Tensor, req.Inputs[i].Tensor)
+		}
+		if size, _ := BinaryTensorSize(req.Inputs[i].Tensor); in.Parameters["binary_data_size"] != float64(size) {
+			t.Errorf("input %d binary_data_size %v, want %d", i, in.Parameters["binary_data_size"], size)
+		}
+	}
+
+	resp := &InferResponse{ModelName: "m", ModelVersion: "1", Outputs: []InferOutput{
+		{Tensor: Tensor{Name: "y", Datatype: DTInt64, Shape: []int64{2}, Data: []int64{7, -7}}},
+		{Tensor: Tensor{Name: "z", Datatype: DTFP16, Shape: []int64{1}, Data: []uint16{0x3c00}}, Parameters: map[string]any{"p": "q"}},
+	}}
+	for _, flags := range [][]bool{{true, true}, {false, true}, {true}, nil} {
+		b, n, err := AppendBinaryInferResponse(nil, resp, flags)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := DecodeBinaryInferResponse(b, n)
+		if err != nil {
+			t.Fatalf("flags %v: %v in %q", flags, err, b)
+		}
+		for i, o := range back.Outputs {
+			_, isBinary := o.Parameters["binary_data_size"]
+			if !sameTensor(o.Tensor, resp.Outputs[i].Tensor) || isBinary != (i < len(flags) && flags[i]) {
+				t.Errorf("flags %v: output %d = %+v %v", flags, i, o.Tensor, o.Parameters)
+			}
+		}
+		if back.Outputs[1].Parameters["p"] != "q" {
+			t.Errorf("flags %v: parameters of z lost: %v", flags, back.Outputs[1].Parameters)
+		}
+	}
+}
+
+// TestDecodeBinaryAlias: with alias, aligned fixed-size data is read in
+// place, and misaligned data is copied.
+func TestDecodeBinaryAlias(t *testing.T) {
+	buf := make([]byte, 64) // 8-byte aligned
+	for i := range buf {
+		buf[i] = byte(i)
+	}
+	for _, off := range []int{0, 1, 4} {
+		raw := buf[8+off : 8+off+16]
+		got, err := decodeBinaryTensor("x", DTFP32, []int64{4}, raw, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data := got.Data.([]float32)
+		if want := decodeLE[float32](raw, 4); !reflect.DeepEqual(data, want) {
+			t.Errorf("offset %d: %v, want %v", off, data, want)
+		}
+		shared := unsafe.Pointer(&data[0]) == unsafe.Pointer(&raw[0])
+		if shared != (off%4 == 0 && hostLittleEndian()) {
+			t.Errorf("offset %d: shares raw %v", off, shared)
+		}
+	}
+	exported, err := DecodeBinaryTensor("x", DTFP32, []int64{4}, buf[:16])
+	if err != nil || unsafe.Pointer(&exported.Data.([]float32)[0]) == unsafe.Pointer(&buf[0]) {
+		t.Errorf("DecodeBinaryTensor shares its input (%v)", err)
+	}
+}
+
+func TestDecodeBinaryInferRequestErrors(t *testing.T) {
+	x := func(size string) string {
+		return `{"inputs":[{"name":"x","shape":[2],"datatype":"INT32","parameters":{"binary_data_size":` + size + `}}]}`
+	}
+	eight := []byte{1, 0, 0, 0, 2, 0, 0, 0}
+	tests := []struct {
+		name   string
+		header string
+		blob   []byte
+		field  string
+		want   []string
+	}{
+		{"short", x("8"), eight[:6], "inputs.x", []string{`"x"`, "only 6 bytes"}},
+		{"left over", x("8"), append(eight, 9), "inputs.x", []string{`"x"`, "1 bytes of binary data left over"}},
+		{"size mismatch", x("4"), eight[:4], "inputs.x", []string{`"x"`, "holds 4 bytes", "needs 8"}},
+		{"negative size", x("-8"), eight, "inputs.x", []string{`"x"`, "must not be negative"}},
+		{"size not a number", x(`"8"`), eight, "inputs.x", []string{`"x"`, `binary_data_size is "8"`}},
+		{"data and size", `{"inputs":[{"name":"x","shape":[2],"datatype":"INT32","data":[1,2],"parameters":{"binary_data_size":8}}]}`, eight, "inputs.x", []string{"both"}},
+		{"no binary input", `{"inputs":[]}`, eight, "", []string{"8 bytes of binary data", "no input has a binary_data_size"}},
+		{"bad JSON", `{"inputs":[`, nil, "", []string{"malformed JSON", "first 11 bytes"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := DecodeBinaryInferRequest(append([]byte(tt.header), tt.blob...), len(tt.header))
+			if abgate.ErrorCode(err) != abgate.EINVALID || abgate.ErrorField(err) != tt.field {
+				t.Fatalf("error %v, want invalid with field %q", err, tt.field)
+			}
+			for _, w := range tt.want {
+				if msg := abgate.ErrorMessage(err); !strings.Contains(msg, w) {
+					t.Errorf("message %q does not contain %q", msg, w)
+				}
+			}
+		})
+	}
+}
+
+// FuzzDecodeBinaryInferRequest: any body and header length either fails
+// with EINVALID or gives a request whose inputs all have data that fits
+// their shape.
+func FuzzDecodeBinaryInferRequest(f *testing.F) {
+	add := func(header string, blob []byte) {
+		f.Add(append([]byte(header), blob...), len(header))
+	}
+	add(`{"inputs":[{"name":"x","shape":[2],"datatype":"INT32","parameters":{"binary_data_size":8}}]}`, []byte{1, 0, 0, 0, 2, 0, 0, 0})
+	add(`{"inputs":[{"name":"a","shape":[1],"datatype":"BYTES","parameters":{"binary_data_size":5}},{"name":"b","shape":[],"datatype":"BOOL","data":[true]}]}`, []byte{1, 0, 0, 0, 'z'})
+	add(`{"inputs":[{"name":"h","shape":[1,1],"datatype":"FP16","parameters":{"binary_data_size":2}}],"outputs":[{"name":"y","parameters":{"binary_data":true}}]}`, []byte{0, 0x3c})
+	add(`{"inputs":[]}`, nil)
+	f.Fuzz(func(t *testing.T, body []byte, headerLen int) {
+		req, err := DecodeBinaryInferRequest(body, headerLen)
+		if err != nil {
+			if code := abgate.ErrorCode(err); code != abgate.EINVALID {
+				t.Fatalf("error code %q (%v), want %q", code, err, abgate.EINVALID)
+			}
+			return
+		}
+		for _, in := range req.Inputs {
+			n, ok := DataLen(in.Datatype, in.Data)
+			count, err := ElementCount(in.Shape)
+			if !ok || err != nil || int64(n) != count {
+				t.Fatalf("input %q: %d elements of %T for shape %v", in.Name, n, in.Data, in.Shape)
+			}
 		}
 	})
 }

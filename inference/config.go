@@ -46,6 +46,8 @@ const (
 //	  layout: NCHW             # or NHWC
 //	  input: input             # the model input that takes the image
 //	  scale: 255               # pixel / scale, then (x - mean) / std
+//	  output: probabilities    # the output of class scores; default "probabilities"
+//	                           # if the model has it, else its first FP32 output
 type Config struct {
 	MaxBatchSize    int          `yaml:"max_batch_size" json:"max_batch_size"`
 	MaxQueueDelayUS int          `yaml:"max_queue_delay_us" json:"max_queue_delay_us"`
@@ -61,7 +63,10 @@ type Config struct {
 // ImageConfig is the image preprocessing of a model: how /predict turns a
 // decoded image into the input tensor. Zero fields take the defaults that
 // ParseConfig fills in: size 224x224, mean 0, std 1, RGB, NCHW, scale 255;
-// an empty Input means the model's only input.
+// an empty Input means the model's only input. The image API answers
+// the softmax of Output's scores (unless they are probabilities already);
+// an empty Output means the output named "probabilities", if any, else the
+// first FP32 output.
 type ImageConfig struct {
 	Size         []int     `yaml:"size" json:"size"` // [height, width]
 	Mean         []float32 `yaml:"mean" json:"mean"`
@@ -70,6 +75,19 @@ type ImageConfig struct {
 	Layout       string    `yaml:"layout" json:"layout"`               // NCHW or NHWC
 	Input        string    `yaml:"input" json:"input"`
 	Scale        float32   `yaml:"scale" json:"scale"`
+	Output       string    `yaml:"output" json:"output,omitempty"`
+}
+
+// Spec returns the Preprocess spec of the image config, whose defaults
+// are filled in (as ParseConfig does).
+func (c *ImageConfig) Spec() ImageSpec {
+	spec := ImageSpec{ChannelOrder: c.ChannelOrder, Layout: c.Layout, Scale: c.Scale}
+	if len(c.Size) == 2 {
+		spec.Height, spec.Width = c.Size[0], c.Size[1]
+	}
+	copy(spec.Mean[:], c.Mean)
+	copy(spec.Std[:], c.Std)
+	return spec
 }
 
 // DefaultConfig returns the configuration of a model without config.yaml.

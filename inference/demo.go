@@ -40,6 +40,9 @@ func WriteDemoModels(repo string) ([]string, error) {
 		{DemoClassifierV2, mlp, tabularConfig("MLP 4-8-2 (churn)", mw)},
 		{DemoCNN, cnn, "# abgate demo: the seed's example CNN, Conv3x3(3->32)+ReLU, global average pool, Linear(32->10).\n" +
 			"labels: [" + strings.Join(classes, ", ") + "]\n" +
+			"# On CPU a batch costs this model more per image than single runs (each image's\n" +
+			"# 32x224x224 activations outgrow the caches): the batcher runs requests alone.\n" +
+			"max_batch_size: 1\n" +
 			"image:\n" +
 			"  size: [224, 224]\n" +
 			"  mean: [0.485, 0.456, 0.406]\n" +

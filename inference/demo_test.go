@@ -66,7 +66,7 @@ func TestWriteDemoModels(t *testing.T) {
 	}
 	im := cnn.Config.Image
 	if im == nil || im.Input != "input" || !slices.Equal(im.Size, []int{224, 224}) || im.Layout != "NCHW" || im.ChannelOrder != "RGB" ||
-		len(cnn.Config.Labels) != 10 || cnn.Config.Labels[9] != "class_9" || im.Mean[0] != 0.485 || im.Std[2] != 0.225 {
+		len(cnn.Config.Labels) != 10 || cnn.Config.Labels[9] != "class_9" || cnn.Config.MaxBatchSize != 1 || im.Mean[0] != 0.485 || im.Std[2] != 0.225 {
 		t.Errorf("cnn config %+v, image %+v", cnn.Config, im)
 	}
 	if _, err := r.Get(DemoClassifierV2, ""); err != nil {

@@ -11,7 +11,7 @@ import (
 type metrics struct {
 	requests   *prometheus.CounterVec   // inference requests that named a model that serves
 	failures   *prometheus.CounterVec   // of those, the ones that failed, by error code
-	queue      *prometheus.HistogramVec // waiting for a batch slot or a session
+	queue      *prometheus.HistogramVec // waiting in the batcher's queue
 	compute    *prometheus.HistogramVec // ONNX Runtime computing
 	total      *prometheus.HistogramVec // request start to answer
 	batchSize  *prometheus.HistogramVec // rows per ONNX Runtime run
@@ -35,7 +35,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, append(labels, "code")),
 		queue: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "abgate_inference_queue_seconds",
-			Help:    "Time a run waited for the batcher or a free session.",
+			Help:    "Time a request waited in the dynamic batcher's queue before its run started.",
 			Buckets: latency,
 		}, labels),
 		compute: prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -64,19 +64,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return m
 }
 
-// observeRun records one ONNX Runtime run of m over rows rows; a run that
-// failed before it waited for a session (invalid inputs) is not recorded.
-func (x *metrics) observeRun(m *Model, t runTiming, rows int) {
-	if t == (runTiming{}) {
-		return
-	}
-	x.queue.WithLabelValues(m.Name, m.Version).Observe(t.Queue.Seconds())
-	if t.Compute > 0 {
-		x.compute.WithLabelValues(m.Name, m.Version).Observe(t.Compute.Seconds())
-		x.batchSize.WithLabelValues(m.Name, m.Version).Observe(float64(rows))
-	}
-}
-
 // observeRequest records one inference request for m that started at
 // start and failed with code ("" for success).
 func (x *metrics) observeRequest(m *Model, start time.Time, code string) {
@@ -85,13 +72,4 @@ func (x *metrics) observeRequest(m *Model, start time.Time, code string) {
 		x.failures.WithLabelValues(m.Name, m.Version, code).Inc()
 	}
 	x.total.WithLabelValues(m.Name, m.Version).Observe(time.Since(start).Seconds())
-}
-
-// rows returns the size of the first axis of the first input, the rows of
-// a batch; 1 for a scalar or no input.
-func rows(inputs []Tensor) int {
-	if len(inputs) == 0 || len(inputs[0].Shape) == 0 {
-		return 1
-	}
-	return int(inputs[0].Shape[0])
 }

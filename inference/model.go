@@ -1,12 +1,15 @@
 package inference
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	ort "github.com/yalue/onnxruntime_go"
@@ -37,6 +40,7 @@ type IOSpec struct {
 	rankKnown bool     // false when the model gives no shape at all
 	elem      ort.TensorElementDataType
 	prealloc  bool // abgate allocates this output (see needsPrealloc)
+	batchAxis bool // the first axis is dynamic: rows of a batch (see batchableInputs)
 }
 
 // Model is one loaded version of a model: its metadata, its configuration
@@ -52,6 +56,7 @@ type Model struct {
 	Producer    string            // producer_name of the ONNX file
 	Description string            // doc_string of the ONNX file
 	Metadata    map[string]string // metadata_props of the ONNX file
+	Parameters  int64             // elements of the graph's initializers (the weights)
 	LoadedAt    time.Time
 
 	inputIndex  map[string]int // name -> index in Inputs
@@ -59,6 +64,18 @@ type Model struct {
 	runOutputs  []int          // indices of the servable outputs, the session's outputs
 	runSlot     []int          // index in Outputs -> index in runOutputs, -1 if not servable
 	pool        *sessionPool
+	batcher     *Batcher                 // the dynamic batcher in front of the pool
+	batchable   bool                     // requests may share a run: max_batch_size > 1 and batchableInputs
+	closing     atomic.Bool              // Close was called
+	obs         *atomic.Pointer[metrics] // the collectors of the repository's server; nil outside a repository
+
+	imageOnce sync.Once
+	image     *imageSetup // how the image API feeds the model; nil with imageErr
+	imageErr  error
+
+	// beforeRun, when set (by tests, before the first request), is called
+	// at the start of each run of the batcher.
+	beforeRun func(ctx context.Context)
 }
 
 // LoadModel loads <dir>/model.onnx as version version of model name with
@@ -160,6 +177,9 @@ func LoadModel(name, version, dir string, cfg Config) (*Model, error) {
 	if err != nil {
 		return nil, fail("%s", err)
 	}
+	m.Parameters = info.parameters
+	m.batchable = m.Config.MaxBatchSize > 1 && batchableInputs(m.Inputs)
+	m.startBatcher()
 	m.LoadedAt = time.Now()
 	return m, nil
 }
@@ -200,6 +220,7 @@ func newIOSpec(io ort.InputOutputInfo, ps *protoShape) IOSpec {
 	}
 	spec.Datatype = dt
 	spec.Servable = true
+	spec.batchAxis = spec.rankKnown && len(spec.Shape) > 0 && spec.Shape[0] < 0
 	return spec
 }
 
@@ -278,6 +299,19 @@ func (m *Model) fitConfig() error {
 	if in.Datatype != DTFP32 || (in.rankKnown && len(in.Shape) != 4) {
 		return abgate.FieldErrorf("image.input", "image.input %q is %s %s; an image input must be FP32 of rank 4", cp.Input, in.Datatype, formatShape(in.Shape))
 	}
+	if in.rankKnown {
+		want := append([]int64{in.Shape[0]}, cp.Spec().Shape()...)
+		for a, d := range in.Shape {
+			if d >= 0 && d != want[a] {
+				return abgate.FieldErrorf("image.size", "image.size %v with layout %s makes images of shape %s, but input %q is %s", cp.Size, cp.Layout, formatShape(want), cp.Input, formatShape(in.Shape))
+			}
+		}
+	}
+	if cp.Output != "" {
+		if _, err := m.scoresOutput(cp.Output); err != nil {
+			return abgate.FieldErrorf("image.output", "image.output: %s", abgate.ErrorMessage(err))
+		}
+	}
 	return nil
 }
 
@@ -323,11 +357,19 @@ func (m *Model) Output(name string) (IOSpec, bool) {
 	return m.Outputs[i], true
 }
 
-// Close closes the model's sessions once the runs in progress finish. Runs
-// that start later fail with EUNAVAILABLE. Close is idempotent.
+// Close stops the model's batcher, which first runs the requests queued in
+// it, then closes the model's sessions once the runs in progress finish.
+// Runs that start later fail with EUNAVAILABLE. Close is idempotent.
 func (m *Model) Close() {
+	m.closing.Store(true)
+	if m.batcher != nil {
+		m.batcher.Close()
+	}
 	m.pool.close()
 }
+
+// isClosed reports whether Close was called.
+func (m *Model) isClosed() bool { return m.closing.Load() }
 
 // formatShape writes a shape as JSON: [2,-1,4]; "[?]" for an unknown rank.
 func formatShape(shape []int64) string {
@@ -363,10 +405,11 @@ func ortMessage(err error) string {
 
 // protoInfo is what parseModelProto reads from an ONNX file.
 type protoInfo struct {
-	producer string
-	doc      string
-	metadata map[string]string
-	shapes   map[string]*protoShape // graph inputs and outputs by name
+	producer   string
+	doc        string
+	metadata   map[string]string
+	shapes     map[string]*protoShape // graph inputs and outputs by name
+	parameters int64                  // elements of the graph's initializers
 }
 
 // protoShape is the declared shape of a tensor input or output: known is
@@ -382,8 +425,10 @@ const (
 	modelDocString     = 6
 	modelGraph         = 7
 	modelMetadataProps = 14
+	graphInitializer   = 5
 	graphInput         = 11
 	graphOutput        = 12
+	tensorDims         = 1
 	valueInfoName      = 1
 	valueInfoType      = 2
 	typeTensor         = 1
@@ -394,11 +439,12 @@ const (
 	entryValue         = 2
 )
 
-// parseModelProto reads the producer, doc string, metadata and the shapes
-// of the graph's inputs and outputs from an ONNX ModelProto, skipping all
-// else (weights included) without copying. ONNX Runtime gives the shapes
-// too, but not the names of the dynamic axes, which tell how an output's
-// shape follows from the inputs'.
+// parseModelProto reads the producer, doc string, metadata, the shapes of
+// the graph's inputs and outputs and the number of weights (the elements of
+// the initializers, from their dims) from an ONNX ModelProto, skipping all
+// else (the weights' data included) without copying. ONNX Runtime gives the
+// shapes too, but not the names of the dynamic axes, which tell how an
+// output's shape follows from the inputs'.
 func parseModelProto(b []byte) (protoInfo, error) {
 	info := protoInfo{metadata: map[string]string{}, shapes: map[string]*protoShape{}}
 	err := eachField(b, func(num protowire.Number, v []byte) error {
@@ -424,10 +470,17 @@ func parseModelProto(b []byte) (protoInfo, error) {
 			info.metadata[k] = val
 		case modelGraph:
 			return eachField(v, func(n protowire.Number, f []byte) error {
-				if n != graphInput && n != graphOutput {
-					return nil
+				switch n {
+				case graphInput, graphOutput:
+					return parseValueInfo(f, info.shapes)
+				case graphInitializer:
+					c, err := tensorElements(f)
+					if err == nil && c <= math.MaxInt64-info.parameters {
+						info.parameters += c
+					}
+					return err
 				}
-				return parseValueInfo(f, info.shapes)
+				return nil
 			})
 		}
 		return nil
@@ -477,6 +530,56 @@ func parseValueInfo(b []byte, shapes map[string]*protoShape) error {
 	return err
 }
 
+// tensorElements returns the element count of an ONNX TensorProto from its
+// dims, packed or not; 0 for an absurd count.
+func tensorElements(b []byte) (int64, error) {
+	n := int64(1)
+	mul := func(d uint64) {
+		if d > 0 && n > 0 && d <= math.MaxInt64/uint64(n) {
+			n *= int64(d)
+		} else {
+			n = 0
+		}
+	}
+	for len(b) > 0 {
+		num, typ, k := protowire.ConsumeTag(b)
+		if k < 0 {
+			return 0, protowire.ParseError(k)
+		}
+		b = b[k:]
+		switch {
+		case num == tensorDims && typ == protowire.VarintType:
+			d, k := protowire.ConsumeVarint(b)
+			if k < 0 {
+				return 0, protowire.ParseError(k)
+			}
+			mul(d)
+			b = b[k:]
+		case num == tensorDims && typ == protowire.BytesType:
+			packed, k := protowire.ConsumeBytes(b)
+			if k < 0 {
+				return 0, protowire.ParseError(k)
+			}
+			for len(packed) > 0 {
+				d, j := protowire.ConsumeVarint(packed)
+				if j < 0 {
+					return 0, protowire.ParseError(j)
+				}
+				mul(d)
+				packed = packed[j:]
+			}
+			b = b[k:]
+		default:
+			k = protowire.ConsumeFieldValue(num, typ, b)
+			if k < 0 {
+				return 0, protowire.ParseError(k)
+			}
+			b = b[k:]
+		}
+	}
+	return n, nil
+}
+
 // eachField calls fn with each length-delimited field of the protobuf
 // message b, skipping fields of the other wire types.
 func eachField(b []byte, fn func(num protowire.Number, v []byte) error) error {
@@ -509,8 +612,9 @@ func eachField(b []byte, fn func(num protowire.Number, v []byte) error) error {
 // checkInputs validates the inputs of a run against the model's inputs and
 // returns them in the model's order with the sizes of the named axes.
 // Errors are EINVALID and name the tensor, what was expected and what was
-// given.
-func (m *Model) checkInputs(inputs []Tensor) ([]*Tensor, map[string]int64, error) {
+// given. Without scan, the values are not looked at (NaN, ±Inf): the
+// batcher's runs are of inputs checked before they were queued.
+func (m *Model) checkInputs(inputs []Tensor, scan bool) ([]*Tensor, map[string]int64, error) {
 	ordered := make([]*Tensor, len(m.Inputs))
 	var dims map[string]int64
 	var dimFrom map[string]string
@@ -563,7 +667,7 @@ func (m *Model) checkInputs(inputs []Tensor) ([]*Tensor, map[string]int64, error
 		if int64(n) != count {
 			return nil, nil, inputErrorf(t.Name, "input %q: %d data elements given, shape %s needs %d", t.Name, n, formatShape(t.Shape), count)
 		}
-		if !m.Config.AllowNonFinite {
+		if scan && !m.Config.AllowNonFinite {
 			if k, v := firstNonFinite(t.Datatype, t.Data); k >= 0 {
 				return nil, nil, inputErrorf(t.Name, "input %q: element %d is %s; NaN and ±Inf are not allowed (allow_non_finite: true in the model's config.yaml allows them)", t.Name, k, v)
 			}

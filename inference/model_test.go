@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protowire"
+
 	"abgate"
 	"abgate/inference/modelgen"
 )
@@ -173,7 +175,7 @@ func TestTabularModelsByHand(t *testing.T) {
 func TestCNNByHand(t *testing.T) {
 	model, w := modelgen.CNN()
 	m := loadTestModel(t, model, "instances: 1\nimage: {input: input}\n")
-	const c, n, f = modelgen.CNNChannels, modelgen.CNNSize, modelgen.CNNFilters
+	const c, n = modelgen.CNNChannels, modelgen.CNNSize
 	r := rand.New(rand.NewPCG(5, 6))
 	img := make([]float32, c*n*n)
 	for i := range img {
@@ -183,6 +185,20 @@ func TestCNNByHand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	logits := cnnByHand(w, img)
+	probs, _ := softmax(logits)
+	if out[0].Name != "probabilities" || !closeTo(out[0].Data.([]float32), probs, 1e-4) {
+		t.Errorf("probabilities = %v, want %v", out[0].Data, probs)
+	}
+	if out[1].Name != "logits" || !closeTo(out[1].Data.([]float32), logits, 1e-3) {
+		t.Errorf("logits = %v, want %v", out[1].Data, logits)
+	}
+}
+
+// cnnByHand returns the logits of the demo CNN for one image of 3x224x224
+// floats: the convolution, ReLU, average pool and linear layer in Go.
+func cnnByHand(w modelgen.CNNWeights, img []float32) []float64 {
+	const c, n, f = modelgen.CNNChannels, modelgen.CNNSize, modelgen.CNNFilters
 	features := make([]float64, f)
 	for k := range f {
 		sum := 0.0
@@ -212,12 +228,42 @@ func TestCNNByHand(t *testing.T) {
 			logits[o] += features[k] * float64(w.FCW[o*f+k])
 		}
 	}
-	probs, _ := softmax(logits)
-	if out[0].Name != "probabilities" || !closeTo(out[0].Data.([]float32), probs, 1e-4) {
-		t.Errorf("probabilities = %v, want %v", out[0].Data, probs)
+	return logits
+}
+
+// TestTensorElements counts the elements of TensorProtos whose dims are
+// packed or not, as parseModelProto does for the parameter count.
+func TestTensorElements(t *testing.T) {
+	unpacked := protowire.AppendTag(nil, tensorDims, protowire.VarintType)
+	unpacked = protowire.AppendVarint(unpacked, 3)
+	unpacked = protowire.AppendTag(unpacked, 8, protowire.BytesType) // name
+	unpacked = protowire.AppendBytes(unpacked, []byte("w"))
+	unpacked = protowire.AppendTag(unpacked, tensorDims, protowire.VarintType)
+	unpacked = protowire.AppendVarint(unpacked, 5)
+	packed := protowire.AppendTag(nil, tensorDims, protowire.BytesType)
+	packed = protowire.AppendBytes(packed, protowire.AppendVarint(protowire.AppendVarint(nil, 4), 6))
+	huge := protowire.AppendTag(nil, tensorDims, protowire.BytesType)
+	huge = protowire.AppendBytes(huge, protowire.AppendVarint(protowire.AppendVarint(nil, 1<<40), 1<<40))
+	for _, c := range []struct {
+		name string
+		b    []byte
+		want int64
+	}{
+		{"unpacked", unpacked, 15},
+		{"packed", packed, 24},
+		{"scalar", nil, 1},
+		{"overflow", huge, 0},
+	} {
+		if got, err := tensorElements(c.b); err != nil || got != c.want {
+			t.Errorf("%s: %d, %v; want %d", c.name, got, err, c.want)
+		}
 	}
-	if out[1].Name != "logits" || !closeTo(out[1].Data.([]float32), logits, 1e-3) {
-		t.Errorf("logits = %v, want %v", out[1].Data, logits)
+	if _, err := tensorElements([]byte{0x0a, 0x05}); err == nil {
+		t.Error("truncated: no error")
+	}
+	logreg, _ := modelgen.LogReg()
+	if info, err := parseModelProto(logreg); err != nil || info.parameters != 4+4+4*2+2 {
+		t.Errorf("logreg parameters %d, %v; want 18", info.parameters, err)
 	}
 }
 
@@ -369,6 +415,17 @@ func TestUnservableModels(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cnn, _ := modelgen.CNN()
+	lg := modelgen.NewGraph("labeller")
+	lg.Input("x", modelgen.Float, "batch", 3, 2, 2)
+	lg.Node("GlobalAveragePool", []string{"x"}, []string{"pool"})
+	lg.Node("Flatten", []string{"pool"}, []string{"scores"}, modelgen.AttrInt("axis", 1))
+	lg.Node("ArgMax", []string{"scores"}, []string{"label"}, modelgen.AttrInt("axis", 1), modelgen.AttrInt("keepdims", 0))
+	lg.Output("label", modelgen.Int64, "batch")
+	labeller, err := modelgen.Model(lg).Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name   string
 		model  []byte
@@ -379,6 +436,10 @@ func TestUnservableModels(t *testing.T) {
 		{"sequence input", seqModel, "", `input "s" cannot be served: it is a sequence`},
 		{"not onnx", []byte("this is not a model"), "", "onnx runtime cannot load model.onnx"},
 		{"image input missing", modelgen.MultiIO(), "image: {input: pixels}\n", `image.input "pixels" is not an input of the model`},
+		{"image size not the input's", cnn, "image: {size: [100, 120]}\n", `image.size [100 120] with layout NCHW makes images of shape [-1,3,100,120], but input "input" is [-1,3,224,224]`},
+		{"image layout not the input's", cnn, "image: {layout: NHWC}\n", `makes images of shape [-1,224,224,3], but input "input" is [-1,3,224,224]`},
+		{"image output missing", cnn, "image: {output: scores}\n", `image.output: model "bad" has no output "scores" (its outputs are "logits", "probabilities")`},
+		{"image output not float", labeller, "image: {size: [2, 2], output: label}\n", `image.output: output "label" of model "bad" is INT64 [-1]; class scores must be a servable float output`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

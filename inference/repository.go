@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"abgate"
@@ -49,6 +50,7 @@ type Repository struct {
 
 	dir string
 	log *slog.Logger
+	obs atomic.Pointer[metrics] // the collectors of the server of the repository; set by NewServer
 
 	mu     sync.Mutex
 	models map[string]*entry
@@ -333,7 +335,12 @@ func (r *Repository) loadVersion(name, version string) (*Model, error) {
 	if err != nil {
 		return nil, abgate.Errorf(abgate.EINVALID, "model %q: %s", name, abgate.ErrorMessage(err))
 	}
-	return LoadModel(name, version, filepath.Join(dir, version), cfg)
+	m, err := LoadModel(name, version, filepath.Join(dir, version), cfg)
+	if err != nil {
+		return nil, err
+	}
+	m.obs = &r.obs
+	return m, nil
 }
 
 // Get returns version version of model name, "" meaning the latest that

@@ -3,9 +3,13 @@ package inference
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,8 +30,17 @@ type Options struct {
 	// Version is the server version that GET /v2 reports; "" means "dev".
 	Version string
 	// Extensions are the V2 protocol extensions that GET /v2 lists beside
-	// "model_repository".
+	// "model_repository" and "binary_tensor_data".
 	Extensions []string
+	// DefaultImageModel is the model that the image API (POST /predict,
+	// POST /predict/batch, GET /model/info) uses when a request names none
+	// with ?model=. "" means the only model whose config.yaml has an image
+	// block.
+	DefaultImageModel string
+	// MaxImagePixels is the largest image, in pixels, that the image API
+	// decodes; larger ones are refused from their header, before decoding.
+	// 0 means DefaultMaxImagePixels.
+	MaxImagePixels int
 }
 
 // Server serves the models of a Repository over the Open Inference
@@ -37,11 +50,14 @@ type Server struct {
 	opts    Options
 	log     *slog.Logger
 	metrics *metrics
+	stats   *serverStats
 	bufs    sync.Pool // *bytes.Buffer for request and response bodies
 }
 
 // NewServer returns a server of the models in repo. Its metrics are
-// registered on reg (nil: not registered); a nil log discards.
+// registered on reg (nil: not registered); a nil log discards. The
+// dynamic batchers of repo's models report to the metrics of the last
+// server made on repo.
 func NewServer(repo *Repository, opts Options, log *slog.Logger, reg prometheus.Registerer) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -52,14 +68,27 @@ func NewServer(repo *Repository, opts Options, log *slog.Logger, reg prometheus.
 	if opts.Version == "" {
 		opts.Version = "dev"
 	}
-	return &Server{repo: repo, opts: opts, log: log, metrics: newMetrics(reg)}
+	if opts.MaxImagePixels <= 0 {
+		opts.MaxImagePixels = DefaultMaxImagePixels
+	}
+	s := &Server{repo: repo, opts: opts, log: log, metrics: newMetrics(reg), stats: newServerStats(time.Now())}
+	repo.obs.Store(s.metrics)
+	return s
 }
 
 // Repository returns the repository the server serves.
 func (s *Server) Repository() *Repository { return s.repo }
 
-// Mount adds the V2 routes to r.
+// Mount adds the routes of the V2 protocol (MountV2) and of the image API
+// (MountImageAPI) to r.
 func (s *Server) Mount(r gin.IRouter) {
+	s.MountV2(r)
+	s.MountImageAPI(r)
+}
+
+// MountV2 adds the routes of the V2 protocol to r: /v2, its health,
+// model metadata, inference and repository endpoints.
+func (s *Server) MountV2(r gin.IRouter) {
 	r.GET("/v2", s.serverMetadata)
 	r.GET("/v2/health/live", s.live)
 	r.GET("/v2/health/ready", s.ready)
@@ -76,9 +105,10 @@ func (s *Server) Mount(r gin.IRouter) {
 
 // Infer runs version version ("" = the latest) of model on req and
 // returns the response, the outputs in the order req asks for them (all
-// servable outputs in the model's order when it asks for none). An unknown
-// model or version is ENOTFOUND; invalid inputs are EINVALID (see
-// Model.Run); a model unloaded or a deadline passed is EUNAVAILABLE.
+// servable outputs in the model's order when it asks for none). The
+// request goes through the model's dynamic batcher. An unknown model or
+// version is ENOTFOUND; invalid inputs are EINVALID (see Model.Run); a full
+// queue, a model unloaded or a deadline passed is EUNAVAILABLE.
 func (s *Server) Infer(ctx context.Context, model, version string, req *InferRequest) (*InferResponse, error) {
 	return s.inferAt(ctx, time.Now(), model, version, req)
 }
@@ -87,26 +117,33 @@ func (s *Server) Infer(ctx context.Context, model, version string, req *InferReq
 func (s *Server) inferAt(ctx context.Context, start time.Time, model, version string, req *InferRequest) (*InferResponse, error) {
 	m, err := s.repo.Get(model, version)
 	if err != nil {
+		s.stats.record("", err, 0, 0)
 		return nil, err
 	}
-	resp, err := s.inferModel(ctx, m, req)
-	if err != nil && m.pool.isClosed() {
+	resp, took, err := s.inferModel(ctx, m, req)
+	if err != nil && m.isClosed() {
 		// The version was unloaded or replaced between Get and the run:
 		// run once more on what serves now.
 		if m2, err2 := s.repo.Get(model, version); err2 == nil && m2 != m {
 			m = m2
-			resp, err = s.inferModel(ctx, m, req)
+			resp, took, err = s.inferModel(ctx, m, req)
 		}
 	}
 	s.metrics.observeRequest(m, start, abgate.ErrorCode(err))
+	s.stats.record(m.Name, err, took, 0)
 	return resp, err
 }
 
-func (s *Server) inferModel(ctx context.Context, m *Model, req *InferRequest) (*InferResponse, error) {
+// inferModel runs req on m and returns the response and how long the
+// model took, batcher queue included.
+func (s *Server) inferModel(ctx context.Context, m *Model, req *InferRequest) (*InferResponse, time.Duration, error) {
 	inputs := make([]Tensor, len(req.Inputs))
 	for i, in := range req.Inputs {
 		if in.Data == nil {
-			return nil, abgate.FieldErrorf("inputs."+in.Name, "input %q has no data", in.Name)
+			if _, ok := in.Parameters[ParamBinaryDataSize]; ok {
+				return nil, 0, abgate.FieldErrorf("inputs."+in.Name, "input %q has no data: its %s parameter needs the binary tensor extension, a body whose JSON part has the length given by the %s header", in.Name, ParamBinaryDataSize, InferenceHeaderContentLength)
+			}
+			return nil, 0, abgate.FieldErrorf("inputs."+in.Name, "input %q has no data", in.Name)
 		}
 		inputs[i] = in.Tensor
 	}
@@ -117,26 +154,27 @@ func (s *Server) inferModel(ctx context.Context, m *Model, req *InferRequest) (*
 			names[i] = o.Name
 		}
 	}
+	start := time.Now()
 	outs, err := s.run(ctx, m, inputs, names)
+	took := time.Since(start)
 	if err != nil {
-		return nil, err
+		return nil, took, err
 	}
 	resp := &InferResponse{ModelName: m.Name, ModelVersion: m.Version, ID: req.ID, Outputs: make([]InferOutput, len(outs))}
 	for i, t := range outs {
 		resp.Outputs[i].Tensor = t
 	}
-	return resp, nil
+	return resp, took, nil
 }
 
 // run is the one way the server runs a model: Infer and the image API go
-// through it. It is the seam of the dynamic batcher, which wraps m.run
-// here: requests that agree on all but a dynamic first axis are queued,
-// concatenated, run once through m.run and split back. Without the
-// batcher each request is one run.
+// through it, and so through the model's dynamic batcher: the request's
+// inputs are checked, then queued; requests that agree on all but a
+// dynamic first axis are concatenated, run once and split back. A full
+// queue is EUNAVAILABLE (503 with Retry-After); a ctx done while queued
+// takes the request out of the queue.
 func (s *Server) run(ctx context.Context, m *Model, inputs []Tensor, outputs []string) ([]Tensor, error) {
-	out, timing, err := m.run(ctx, inputs, outputs)
-	s.metrics.observeRun(m, timing, rows(inputs))
-	return out, err
+	return m.infer(ctx, inputs, outputs)
 }
 
 // fail answers err, logging internal errors with their cause.
@@ -153,7 +191,7 @@ func (s *Server) serverMetadata(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{
 		"name":       "abgate",
 		"version":    s.opts.Version,
-		"extensions": append([]string{"model_repository"}, s.opts.Extensions...),
+		"extensions": append([]string{"model_repository", "binary_tensor_data"}, s.opts.Extensions...),
 	})
 }
 
@@ -208,16 +246,51 @@ func (s *Server) modelReady(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"name": m.Name, "version": m.Version, "ready": true})
 }
 
+// infer answers POST /v2/models/:model[/versions/:version]/infer: a V2
+// request in JSON, or in the binary tensor format when the
+// Inference-Header-Content-Length header is present. The answer is JSON,
+// or in the binary format (application/octet-stream, with the header)
+// when some output is asked for as binary data.
 func (s *Server) infer(c *gin.Context) {
 	start := time.Now()
 	model, version := c.Param("model"), c.Param("version")
 	body := s.buffer()
-	defer s.release(body)
-	if err := s.readBody(c.Request, body); err != nil {
+	// The binary inputs are read in place from body, so body goes back to
+	// the pool only when no run can read it any more: not when the
+	// request ended with its context done, since the batch it joined may
+	// still run.
+	defer func() {
+		if c.Request.Context().Err() == nil {
+			s.release(body)
+		}
+	}()
+	headerLen, err := binaryHeaderLen(c.Request.Header)
+	if err != nil {
 		s.failInfer(c, start, model, version, err)
 		return
 	}
-	req, err := DecodeInferRequest(body.Bytes())
+	// Place the body so that its binary part starts 8-byte aligned, where
+	// tensors can be read in place.
+	pad := 0
+	if headerLen > 0 {
+		pad = (8 - headerLen%8) % 8
+	}
+	data, err := s.readBody(c.Request, body, pad, "a V2 inference request (JSON) is expected")
+	if err != nil {
+		s.failInfer(c, start, model, version, err)
+		return
+	}
+	var req *InferRequest
+	if headerLen < 0 {
+		req, err = DecodeInferRequest(data)
+	} else {
+		req, err = decodeBinaryInferRequest(data, headerLen, true)
+	}
+	if err != nil {
+		s.failInfer(c, start, model, version, err)
+		return
+	}
+	binaryDefault, binaryOut, err := binaryOutputs(req)
 	if err != nil {
 		s.failInfer(c, start, model, version, err)
 		return
@@ -229,16 +302,93 @@ func (s *Server) infer(c *gin.Context) {
 	}
 	out := s.buffer()
 	defer s.release(out)
-	out.Write(AppendInferResponse(out.AvailableBuffer(), resp))
-	c.Data(http.StatusOK, "application/json", out.Bytes())
+	flags, isBinary := outputFlags(resp, binaryDefault, binaryOut)
+	if !isBinary {
+		out.Write(AppendInferResponse(out.AvailableBuffer(), resp))
+		c.Data(http.StatusOK, "application/json", out.Bytes())
+		return
+	}
+	b, headerLen, err := AppendBinaryInferResponse(out.AvailableBuffer(), resp, flags)
+	if err != nil {
+		s.fail(c, fmt.Errorf("encode binary response of model %q: %w", resp.ModelName, err))
+		return
+	}
+	out.Write(b)
+	c.Header(InferenceHeaderContentLength, strconv.Itoa(headerLen))
+	c.Data(http.StatusOK, "application/octet-stream", out.Bytes())
+}
+
+// binaryHeaderLen returns the value of the Inference-Header-Content-Length
+// header, -1 when absent: the request is then JSON.
+func binaryHeaderLen(h http.Header) (int, error) {
+	v := h.Get(InferenceHeaderContentLength)
+	if v == "" {
+		return -1, nil
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if err != nil || n < 0 || n > math.MaxInt32 {
+		return 0, abgate.Errorf(abgate.EINVALID, "%s is %q; it must be the length in bytes of the JSON part of the body", InferenceHeaderContentLength, v)
+	}
+	return int(n), nil
+}
+
+// binaryOutputs reads which outputs a request wants as binary data: the
+// default (request parameter binary_data_output) and, for each output it
+// names, its binary_data parameter, or the default. Values that are not
+// true or false are EINVALID.
+func binaryOutputs(req *InferRequest) (bool, []bool, error) {
+	def := false
+	if v, ok := req.Parameters[ParamBinaryDataOutput]; ok {
+		b, isBool := v.(bool)
+		if !isBool {
+			return false, nil, abgate.FieldErrorf("parameters."+ParamBinaryDataOutput, "%s is %s; it must be true or false", ParamBinaryDataOutput, jsonText(v))
+		}
+		def = b
+	}
+	if len(req.Outputs) == 0 {
+		return def, nil, nil
+	}
+	per := make([]bool, len(req.Outputs))
+	for i, o := range req.Outputs {
+		per[i] = def
+		v, ok := o.Parameters[ParamBinaryData]
+		if !ok {
+			continue
+		}
+		b, isBool := v.(bool)
+		if !isBool {
+			return false, nil, abgate.FieldErrorf("outputs."+o.Name, "output %q: %s is %s; it must be true or false", o.Name, ParamBinaryData, jsonText(v))
+		}
+		per[i] = b
+	}
+	return def, per, nil
+}
+
+// outputFlags says for each output of resp whether it goes back as binary
+// data, and whether any does. per, when not nil, is aligned with resp's
+// outputs (those the request named, in its order).
+func outputFlags(resp *InferResponse, def bool, per []bool) ([]bool, bool) {
+	flags := make([]bool, len(resp.Outputs))
+	anyBinary := false
+	for i := range flags {
+		flags[i] = def
+		if i < len(per) {
+			flags[i] = per[i]
+		}
+		anyBinary = anyBinary || flags[i]
+	}
+	return flags, anyBinary
 }
 
 // failInfer answers an inference request that failed before it reached
-// its model, counting it when the model serves.
+// its model, counting it for the model when it serves.
 func (s *Server) failInfer(c *gin.Context, start time.Time, model, version string, err error) {
+	name := ""
 	if m, gerr := s.repo.Get(model, version); gerr == nil {
 		s.metrics.observeRequest(m, start, abgate.ErrorCode(err))
+		name = m.Name
 	}
+	s.stats.record(name, err, 0, 0)
 	s.fail(c, err)
 }
 
@@ -262,25 +412,28 @@ func (s *Server) release(b *bytes.Buffer) {
 	}
 }
 
-// readBody reads the request body into buf, up to the configured limit.
-func (s *Server) readBody(r *http.Request, buf *bytes.Buffer) error {
+// readBody reads the request body into buf, an empty buffer, after pad
+// zero bytes, up to the configured limit, and returns it (without the
+// pad). An empty body is EINVALID, the message saying what is expected.
+func (s *Server) readBody(r *http.Request, buf *bytes.Buffer, pad int, expected string) ([]byte, error) {
 	if r.ContentLength > s.opts.MaxBodyBytes {
-		return &http.MaxBytesError{Limit: s.opts.MaxBodyBytes}
+		return nil, &http.MaxBytesError{Limit: s.opts.MaxBodyBytes}
 	}
 	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength) + bytes.MinRead)
+		buf.Grow(pad + int(r.ContentLength) + bytes.MinRead)
 	}
+	buf.Write(make([]byte, pad))
 	_, err := buf.ReadFrom(http.MaxBytesReader(nil, r.Body, s.opts.MaxBodyBytes))
 	if err != nil {
 		if _, ok := err.(*http.MaxBytesError); ok {
-			return err
+			return nil, err
 		}
-		return abgate.Errorf(abgate.EINVALID, "read request body: %v", err)
+		return nil, abgate.Errorf(abgate.EINVALID, "read request body: %v", err)
 	}
-	if buf.Len() == 0 {
-		return abgate.Errorf(abgate.EINVALID, "request body is empty; a V2 inference request (JSON) is expected")
+	if buf.Len() == pad {
+		return nil, abgate.Errorf(abgate.EINVALID, "request body is empty; %s", expected)
 	}
-	return nil
+	return buf.Bytes()[pad:], nil
 }
 
 // indexRequest is the optional body of POST /v2/repository/index.

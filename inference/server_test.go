@@ -31,8 +31,15 @@ type testServer struct {
 	reg  *prometheus.Registry
 }
 
-// newTestServer scans the repository in dir and serves it until t ends.
+// newTestServer scans the repository in dir and serves it until t ends,
+// with a body limit of 1 MiB.
 func newTestServer(t testing.TB, dir string) *testServer {
+	t.Helper()
+	return newTestServerWith(t, dir, Options{MaxBodyBytes: 1 << 20})
+}
+
+// newTestServerWith is newTestServer with options (version "test").
+func newTestServerWith(t testing.TB, dir string, opts Options) *testServer {
 	t.Helper()
 	needORT(t)
 	repo := NewRepository(dir, nil)
@@ -41,7 +48,8 @@ func newTestServer(t testing.TB, dir string) *testServer {
 	}
 	t.Cleanup(repo.Close)
 	reg := prometheus.NewRegistry()
-	s := NewServer(repo, Options{MaxBodyBytes: 1 << 20, Version: "test"}, nil, reg)
+	opts.Version = "test"
+	s := NewServer(repo, opts, nil, reg)
 	gin.SetMode(gin.TestMode)
 	r := gin.New()
 	s.Mount(r)
@@ -70,6 +78,28 @@ func (ts *testServer) do(t testing.TB, method, path, body string) (int, []byte) 
 		t.Fatal(err)
 	}
 	return resp.StatusCode, b
+}
+
+// post sends a POST with headers and returns the response, its body read.
+func (ts *testServer) post(t testing.TB, path string, header map[string]string, body []byte) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest("POST", ts.url+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, b
 }
 
 // infer posts a V2 request to model and decodes the answer, failing t
@@ -373,7 +403,7 @@ func TestServerEndpoints(t *testing.T) {
 	}{
 		{"/v2/health/live", 200, `{"live":true}`},
 		{"/v2/health/ready", 200, `{"ready":true}`},
-		{"/v2", 200, `{"extensions":["model_repository"],"name":"abgate","version":"test"}`},
+		{"/v2", 200, `{"extensions":["model_repository","binary_tensor_data"],"name":"abgate","version":"test"}`},
 		{"/v2/models/classifier/ready", 200, `{"name":"classifier","ready":true,"version":"1"}`},
 		{"/v2/models/classifier/versions/1/ready", 200, `{"name":"classifier","ready":true,"version":"1"}`},
 		{"/v2/models/broken/ready", 404, `model \"broken\" is not available: model \"broken\" version 1: onnx runtime cannot load model.onnx`},

@@ -145,14 +145,19 @@ type runTiming struct {
 // done during the run stops it. A run on a closed model is EUNAVAILABLE.
 // The output tensors own their data; Run does not keep or change the
 // inputs' data.
+//
+// Run is one run, beside the model's dynamic batcher: the server's
+// requests (Server.Infer, the HTTP endpoints) go through the batcher.
 func (m *Model) Run(ctx context.Context, inputs []Tensor, outputs []string) ([]Tensor, error) {
-	out, _, err := m.run(ctx, inputs, outputs)
+	out, _, err := m.run(ctx, inputs, outputs, true)
 	return out, err
 }
 
-func (m *Model) run(ctx context.Context, inputs []Tensor, outputs []string) ([]Tensor, runTiming, error) {
+// run is Run, which also returns the timing; without scan, the inputs'
+// values are not checked (see checkInputs).
+func (m *Model) run(ctx context.Context, inputs []Tensor, outputs []string, scan bool) ([]Tensor, runTiming, error) {
 	var timing runTiming
-	ordered, dims, err := m.checkInputs(inputs)
+	ordered, dims, err := m.checkInputs(inputs, scan)
 	if err != nil {
 		return nil, timing, err
 	}
@@ -438,4 +443,126 @@ func outputTensor(spec *IOSpec, v ort.Value) (Tensor, error) {
 	}
 	t.Data = data
 	return t, nil
+}
+
+// batchableInputs reports whether requests to a model with these inputs
+// may be concatenated along the first axis: every input has a dynamic
+// first axis, and the axes that are named have the same name.
+func batchableInputs(inputs []IOSpec) bool {
+	if len(inputs) == 0 {
+		return false
+	}
+	name := ""
+	for _, in := range inputs {
+		if !in.batchAxis {
+			return false
+		}
+		switch n := in.dimNames[0]; {
+		case n == "":
+		case name == "":
+			name = n
+		case n != name:
+			return false
+		}
+	}
+	return true
+}
+
+// startBatcher starts the model's dynamic batcher: max_batch_size rows a
+// run at most (1 when the model cannot batch), max_queue_delay_us to fill a
+// batch, max_queue_size requests waiting, one worker per session.
+func (m *Model) startBatcher() {
+	opts := BatcherOptions{
+		MaxBatchSize:  1,
+		MaxQueueDelay: time.Duration(m.Config.MaxQueueDelayUS) * time.Microsecond,
+		QueueSize:     m.Config.MaxQueueSize,
+		Workers:       m.Config.Instances,
+		OnBatch: func(rows int) {
+			if x := m.observer(); x != nil {
+				x.batchSize.WithLabelValues(m.Name, m.Version).Observe(float64(rows))
+			}
+		},
+		OnQueueDepth: func(depth int) {
+			if x := m.observer(); x != nil {
+				x.queueDepth.WithLabelValues(m.Name, m.Version).Set(float64(depth))
+			}
+		},
+		OnQueueWait: func(wait time.Duration) {
+			if x := m.observer(); x != nil {
+				x.queue.WithLabelValues(m.Name, m.Version).Observe(wait.Seconds())
+			}
+		},
+	}
+	if m.batchable {
+		opts.MaxBatchSize = m.Config.MaxBatchSize
+		opts.CanBatch = m.canBatch
+	}
+	m.batcher = NewBatcher(m.batchRun, opts)
+}
+
+// observer returns the collectors of the server of the model's repository,
+// or nil.
+func (m *Model) observer() *metrics {
+	if m.obs == nil {
+		return nil
+	}
+	return m.obs.Load()
+}
+
+// canBatch says whether a request, whose inputs are checked, may share a
+// run: every output it asks for must have a dynamic first axis, so that a
+// batch's outputs split back by rows.
+func (m *Model) canBatch(_ []Tensor, outputs []string) bool {
+	if len(outputs) == 0 {
+		for _, o := range m.runOutputs {
+			if !m.Outputs[o].batchAxis {
+				return false
+			}
+		}
+		return true
+	}
+	for _, name := range outputs {
+		i, ok := m.outputIndex[name]
+		if !ok || !m.Outputs[i].batchAxis {
+			return false
+		}
+	}
+	return true
+}
+
+// batchRun is the RunFunc of the model's batcher: one run of one request
+// or of a batch.
+func (m *Model) batchRun(ctx context.Context, inputs []Tensor, outputs []string) ([]Tensor, error) {
+	if m.beforeRun != nil {
+		m.beforeRun(ctx)
+	}
+	out, timing, err := m.run(ctx, inputs, outputs, false)
+	if x := m.observer(); x != nil && timing.Compute > 0 {
+		x.compute.WithLabelValues(m.Name, m.Version).Observe(timing.Compute.Seconds())
+	}
+	return out, err
+}
+
+// infer runs a request through the model's batcher, after checking its
+// inputs and outputs, so that an invalid request fails alone with an error
+// that names its tensor instead of failing the batch it would join. A full
+// queue, a closed model and a ctx done first are EUNAVAILABLE.
+func (m *Model) infer(ctx context.Context, inputs []Tensor, outputs []string) ([]Tensor, error) {
+	if _, _, err := m.checkInputs(inputs, true); err != nil {
+		return nil, err
+	}
+	if _, err := m.checkOutputs(outputs); err != nil {
+		return nil, err
+	}
+	out, err := m.batcher.Submit(ctx, inputs, outputs)
+	if err == nil {
+		return out, nil
+	}
+	switch {
+	case m.isClosed() && abgate.ErrorCode(err) == abgate.EUNAVAILABLE:
+		return nil, m.unavailable(errUnloaded)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return nil, m.unavailable(err)
+	}
+	return nil, err
 }
