@@ -11,7 +11,7 @@ FUZZTIME ?= 20s
 # without it (and say so) rather than fail.
 RACE := $(shell [ "$$($(GO) env CGO_ENABLED 2>/dev/null)" = 1 ] && command -v "$$($(GO) env CC 2>/dev/null)" >/dev/null 2>&1 && echo -race)
 
-.PHONY: all build run test fuzz clean lib
+.PHONY: all build run test fuzz clean lib bench
 
 all: build
 
@@ -44,6 +44,7 @@ run: build
 # and fail when CI is set.
 test: $(ORT_LIB)
 	$(GO) vet ./...
+	CGO_ENABLED=0 $(GO) build ./migrations/... ./experiments/... ./router/...
 ifeq ($(RACE),)
 	@echo "make test: no cgo C compiler, running without -race"
 endif
@@ -59,6 +60,11 @@ fuzz:
 		echo "fuzz $$pkg $$name ($(FUZZTIME))"; \
 		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	done
+
+# The inference throughput harness (cmd/abgate/bench.go): one line per
+# comparison, "bench: <name> value=<v> <unit> baseline=<b> ratio=<v/b>".
+bench: $(ORT_LIB)
+	$(GO) run ./cmd/abgate bench inference
 
 clean:
 	rm -rf bin

@@ -30,6 +30,7 @@ commands:
   inference        run the inference server alone (V2 protocol, /predict)
   migrate up       apply pending database migrations
   migrate status   list migrations and whether they are applied
+  bench inference  measure inference throughput (make bench)
   version          print the version
 
 Run "abgate <command> -h" for the flags of a command.
@@ -55,6 +56,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = serve(ctx, rest, getenv, stdout, stderr)
 	case "inference":
 		err = inferenceCmd(ctx, rest, getenv, stdout, stderr)
+	case "bench":
+		err = bench(ctx, rest, getenv, stdout, stderr)
 	case "migrate":
 		err = migrate(ctx, rest, getenv, stdout, stderr)
 	case "version", "-version", "--version":

@@ -1,0 +1,1037 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"io"
+	"log/slog"
+	"math"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"net/textproto"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"abgate/inference"
+	"abgate/inference/modelgen"
+)
+
+const benchUsage = `usage: abgate bench inference [flags]
+
+Measures the inference server through HTTP on 127.0.0.1, in one run, on
+generated models (the demo CNN, 3x224x224, and a logistic regression on
+four features):
+
+  cnn-json-vs-inprocess       V2 JSON tensors vs in-process ONNX Runtime
+  cnn-binary-vs-inprocess     V2 binary tensors vs in-process ONNX Runtime
+  cnn-predict-vs-inprocess    POST /predict (one 224x224 JPEG) vs in-process
+  tabular-server-vs-trivial   tiny model vs a Go handler returning its answer
+  cnn-*-batching-on-vs-off    dynamic batching on vs off (max_batch_size 1)
+  tabular-batching-on-vs-off
+
+The in-process baseline (the ceiling) is the best of Model.Run at the batch
+sizes the batcher forms and of the batcher without HTTP. Each line reads
+  bench: <name> value=<v> <unit> baseline=<b> ratio=<v/b>
+followed by the targets of issue 3, met or missed. Lines starting with "#"
+describe the setup. The exit status is 0 when every case ran, even with a
+target missed; a case whose endpoint is absent is skipped ("bench: skip").
+
+flags:
+`
+
+// Bounds of the bench flags, so that a run stays bounded in time.
+const (
+	benchMaxDuration    = 2 * time.Minute
+	benchMaxConcurrency = 1024
+	benchMaxRounds      = 20
+	// benchMaxOps bounds the operations of one measurement.
+	benchMaxOps = 10_000_000
+	// benchRequestTimeout bounds one request or run.
+	benchRequestTimeout = 30 * time.Second
+	// benchMaxWarmup bounds the unmeasured load before a case.
+	benchMaxWarmup = time.Second
+)
+
+// Targets of issue 3.
+const (
+	targetBinary  = 0.85 // binary tensors vs the in-process ceiling (CNN)
+	targetJSON    = 0.5  // JSON tensors vs the in-process ceiling (CNN)
+	targetTabular = 0.7  // tiny model server vs a trivial Go handler
+)
+
+// Names of the models the harness writes into its repository. The
+// -nobatch twins have max_batch_size 1.
+const (
+	benchCNN            = "cnn"
+	benchCNNNoBatch     = "cnn-nobatch"
+	benchTabular        = "tabular"
+	benchTabularNoBatch = "tabular-nobatch"
+	benchCNNBatch       = 8  // max_batch_size of the CNN
+	benchTabularBatch   = 32 // max_batch_size of the tabular model, as the demo ships it
+)
+
+// benchOptions are the flags of `abgate bench inference`.
+type benchOptions struct {
+	ORTLib      string
+	Duration    time.Duration // measured time of each case
+	Concurrency int           // requests (or runs) in flight
+	Rounds      int           // each case's time is split into this many interleaved rounds
+}
+
+// bench runs `abgate bench <harness>`; the one harness is inference.
+func bench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "inference" {
+		if len(args) > 0 && args[0] != "-h" && args[0] != "-help" && args[0] != "--help" {
+			fmt.Fprintf(stderr, "abgate bench: unknown harness %q\n\n", args[0])
+		}
+		fmt.Fprint(stderr, benchUsage)
+		newBenchFlags(&benchOptions{}, getenv, stderr).PrintDefaults()
+		return errUsage
+	}
+	opts, err := parseBenchFlags(args[1:], getenv, stderr)
+	if err != nil {
+		return err
+	}
+	return benchInference(ctx, opts, stdout, stderr)
+}
+
+// newBenchFlags returns the flags of the inference harness bound to o,
+// defaults taken from the environment where set.
+func newBenchFlags(o *benchOptions, getenv func(string) string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("abgate bench inference", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, benchUsage)
+		fs.PrintDefaults()
+	}
+	lib := "./lib/libonnxruntime.so.1"
+	if v := getenv("ABGATE_ORT_LIB"); v != "" {
+		lib = v
+	}
+	fs.StringVar(&o.ORTLib, "ort-lib", lib, "ONNX Runtime shared library (env ABGATE_ORT_LIB)")
+	fs.DurationVar(&o.Duration, "duration", 5*time.Second, "measured time of each case (env ABGATE_BENCH_DURATION)")
+	fs.IntVar(&o.Concurrency, "concurrency", 32, "requests in flight (env ABGATE_BENCH_CONCURRENCY)")
+	fs.IntVar(&o.Rounds, "rounds", 3, "rounds that interleave the loads of a comparison (env ABGATE_BENCH_ROUNDS)")
+	return fs
+}
+
+// parseBenchFlags parses the flags of the inference harness.
+func parseBenchFlags(args []string, getenv func(string) string, stderr io.Writer) (benchOptions, error) {
+	var o benchOptions
+	fs := newBenchFlags(&o, getenv, stderr)
+	envErrs := &envErrors{}
+	// Environment twins of the numeric flags: set through the flag so
+	// that a bad value reads like a bad flag.
+	for _, e := range []struct{ env, flag string }{
+		{"ABGATE_BENCH_DURATION", "duration"},
+		{"ABGATE_BENCH_CONCURRENCY", "concurrency"},
+		{"ABGATE_BENCH_ROUNDS", "rounds"},
+	} {
+		if v := getenv(e.env); v != "" {
+			envErrs.add(e.env, v, fs.Set(e.flag, v))
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		return o, errUsage
+	}
+	if err := envErrs.err(); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("bench inference takes no arguments, got %q", fs.Args())
+	}
+	switch {
+	case o.Duration <= 0 || o.Duration > benchMaxDuration:
+		return o, fmt.Errorf("--duration must be above 0 and at most %v, got %v", benchMaxDuration, o.Duration)
+	case o.Concurrency < 1 || o.Concurrency > benchMaxConcurrency:
+		return o, fmt.Errorf("--concurrency must be between 1 and %d, got %d", benchMaxConcurrency, o.Concurrency)
+	case o.Rounds < 1 || o.Rounds > benchMaxRounds:
+		return o, fmt.Errorf("--rounds must be between 1 and %d, got %d", benchMaxRounds, o.Rounds)
+	}
+	return o, nil
+}
+
+// benchHarness holds what the cases of the inference harness share.
+type benchHarness struct {
+	opts   benchOptions
+	out    io.Writer
+	repo   *inference.Repository
+	client *http.Client
+	base   string             // URL of the inference server, http://127.0.0.1:port
+	failed []string           // the cases that failed
+	ratios map[string]float64 // the ratio of each case printed, by name
+
+	described map[*benchLoad]bool // loads whose measurements report printed
+}
+
+// benchLoad is one kind of load: op does one operation (an HTTP request
+// or an in-process run) that carries items items. Measurements add up in
+// items and spent; err is set when an operation failed, and the load then
+// takes no further part.
+type benchLoad struct {
+	name  string
+	items int
+	op    func(ctx context.Context, buf *bytes.Buffer) error
+
+	done   int64
+	spent  time.Duration
+	rounds []float64 // items/s of each round
+	cpu    cpuUse    // CPU time during the measured rounds
+	err    error
+}
+
+// rate returns the items per second measured so far.
+func (l *benchLoad) rate() float64 {
+	if l.spent <= 0 {
+		return 0
+	}
+	return float64(l.done) / l.spent.Seconds()
+}
+
+// benchInference runs the inference harness.
+func benchInference(ctx context.Context, opts benchOptions, stdout, stderr io.Writer) error {
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if err := inference.InitRuntime(opts.ORTLib); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "abgate-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if err := writeBenchModels(dir); err != nil {
+		return err
+	}
+	repo := inference.NewRepository(dir, log)
+	defer repo.Close()
+	if err := repo.Scan(); err != nil {
+		return err
+	}
+	for _, e := range repo.Index() {
+		if e.State != inference.StateReady {
+			return fmt.Errorf("bench model %s did not load: %s", e.Name, e.Reason)
+		}
+	}
+
+	// The inference server as `abgate inference` builds it, on a real
+	// listener of the loopback interface.
+	reg := newRegistry()
+	r := newEngine(log)
+	newInferenceServer(&Config{MaxInferBodyBytes: 64 << 20}, repo, log, reg).Mount(r)
+	base, stop, err := serveBench(r, log)
+	if err != nil {
+		return err
+	}
+	defer stop()
+
+	h := &benchHarness{
+		opts:      opts,
+		out:       stdout,
+		described: map[*benchLoad]bool{},
+		ratios:    map[string]float64{},
+		repo:      repo,
+		base:      base,
+		client: &http.Client{Transport: &http.Transport{
+			Proxy:               nil,
+			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:        4 * opts.Concurrency,
+			MaxIdleConnsPerHost: 2 * opts.Concurrency,
+			IdleConnTimeout:     2 * time.Minute,
+			DisableCompression:  true,
+		}},
+	}
+	defer h.client.CloseIdleConnections()
+
+	fmt.Fprintf(stdout, "# abgate bench inference: %s/%s, %d CPUs, GOMAXPROCS %d, ONNX Runtime %s, %v per case in %d rounds, concurrency %d\n",
+		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0), inference.RuntimeVersion(), opts.Duration, opts.Rounds, opts.Concurrency)
+	for _, m := range repo.Models() {
+		fmt.Fprintf(stdout, "# model %s: max_batch_size %d, max_queue_delay_us %d, instances %d, intra_op_threads %d\n",
+			m.Name, m.Config.MaxBatchSize, m.Config.MaxQueueDelayUS, m.Config.Instances, m.Config.Threads())
+	}
+
+	loadAverage(stdout, "start")
+	defer loadAverage(stdout, "end")
+	if err := h.cnnCases(ctx); err != nil {
+		return err
+	}
+	if err := h.tabularCases(ctx); err != nil {
+		return err
+	}
+	for _, t := range []struct {
+		short, name string
+		min         float64
+	}{
+		{"binary", "cnn-binary-vs-inprocess", targetBinary},
+		{"json", "cnn-json-vs-inprocess", targetJSON},
+		{"tabular", "tabular-server-vs-trivial", targetTabular},
+	} {
+		v, ok := h.ratios[t.name]
+		switch {
+		case !ok:
+			fmt.Fprintf(stdout, "bench: target %s>=%g %s ratio=none missed (not measured)\n", t.short, t.min, t.name)
+		case v >= t.min:
+			fmt.Fprintf(stdout, "bench: target %s>=%g %s ratio=%.3f met\n", t.short, t.min, t.name, v)
+		default:
+			fmt.Fprintf(stdout, "bench: target %s>=%g %s ratio=%.3f missed\n", t.short, t.min, t.name, v)
+		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if len(h.failed) > 0 {
+		return fmt.Errorf("bench inference: %d case(s) failed: %s", len(h.failed), strings.Join(h.failed, ", "))
+	}
+	return nil
+}
+
+// loadAverage prints the load average of the machine, when it can be read:
+// other processes on the machine share its CPUs with the measurements.
+func loadAverage(w io.Writer, when string) {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return
+	}
+	f := strings.Fields(string(b))
+	if len(f) >= 3 {
+		fmt.Fprintf(w, "# load average at %s: %s %s %s\n", when, f[0], f[1], f[2])
+	}
+}
+
+// serveBench serves h on a new listener of 127.0.0.1 and returns its URL
+// and a function that shuts it down.
+func serveBench(h http.Handler, log *slog.Logger) (string, func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, fmt.Errorf("listen on 127.0.0.1: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	go func() { _ = srv.Serve(ln) }()
+	stop := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}
+	return "http://" + ln.Addr().String(), stop, nil
+}
+
+// writeBenchModels writes the CNN and the logistic regression into the
+// repository at dir, each also as a -nobatch twin with max_batch_size 1.
+func writeBenchModels(dir string) error {
+	cnn, _ := modelgen.CNN()
+	logreg, w := modelgen.LogReg()
+	labels := make([]string, modelgen.CNNClasses)
+	for i := range labels {
+		labels[i] = "class_" + strconv.Itoa(i)
+	}
+	cnnConfig := func(batch int) string {
+		return "max_batch_size: " + strconv.Itoa(batch) + "\n" +
+			"labels: [" + strings.Join(labels, ", ") + "]\n" +
+			"image:\n" +
+			"  size: [224, 224]\n" +
+			"  mean: [0.485, 0.456, 0.406]\n" +
+			"  std: [0.229, 0.224, 0.225]\n" +
+			"  channel_order: RGB\n" +
+			"  layout: NCHW\n" +
+			"  input: input\n" +
+			"  scale: 255\n"
+	}
+	tabConfig := func(batch int) string {
+		return "max_batch_size: " + strconv.Itoa(batch) + "\n" +
+			"labels: [" + strings.Join(w.Labels, ", ") + "]\n" +
+			"feature_names: [" + strings.Join(w.FeatureNames, ", ") + "]\n"
+	}
+	for _, m := range []struct {
+		name, config string
+		model        []byte
+	}{
+		{benchCNN, cnnConfig(benchCNNBatch), cnn},
+		{benchCNNNoBatch, cnnConfig(1), cnn},
+		{benchTabular, tabConfig(benchTabularBatch), logreg},
+		{benchTabularNoBatch, tabConfig(1), logreg},
+	} {
+		d := filepath.Join(dir, m.name)
+		if err := os.MkdirAll(filepath.Join(d, "1"), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(d, inference.ConfigFile), []byte(m.config), 0o644); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(d, "1", inference.ModelFile), m.model, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// cnnCases measures the CNN: the in-process ceiling, then JSON tensors,
+// binary tensors and /predict against it, then batching on vs off. Errors
+// are those that stop the harness; a case that fails is reported and
+// recorded in h.failed.
+func (h *benchHarness) cnnCases(ctx context.Context) error {
+	m, err := h.repo.Get(benchCNN, "")
+	if err != nil {
+		return err
+	}
+	jpg, err := benchJPEG(modelgen.CNNSize, modelgen.CNNSize)
+	if err != nil {
+		return err
+	}
+	img, err := inference.DecodeImage(jpg, 0)
+	if err != nil {
+		return err
+	}
+	spec, inputName := imageSpec(m)
+	one := inference.Preprocess(img, spec, nil)
+	input := func(rows int) []inference.Tensor {
+		data := make([]float32, 0, rows*len(one))
+		for range rows {
+			data = append(data, one...)
+		}
+		shape := append([]int64{int64(rows)}, spec.Shape()...)
+		return []inference.Tensor{{Name: inputName, Datatype: inference.DTFP32, Shape: shape, Data: data}}
+	}
+	in1 := input(1)
+	ref, err := m.Run(ctx, in1, nil)
+	if err != nil {
+		return fmt.Errorf("cnn in-process run: %w", err)
+	}
+	refProbs, err := outputFloats(ref, "probabilities")
+	if err != nil {
+		return err
+	}
+
+	// The ceiling: the best in-process throughput, over the batch sizes
+	// the batcher forms and over the batcher itself.
+	var probes []*benchLoad
+	for _, rows := range batchSizes(m.Config.MaxBatchSize) {
+		in := input(rows)
+		probes = append(probes, &benchLoad{
+			name:  "inprocess-run-batch" + strconv.Itoa(rows),
+			items: rows,
+			op: func(ctx context.Context, _ *bytes.Buffer) error {
+				_, err := m.Run(ctx, in, nil)
+				return err
+			},
+		})
+	}
+	batcher := inference.NewBatcher(m.Run, inference.BatcherOptions{
+		MaxBatchSize:  m.Config.MaxBatchSize,
+		MaxQueueDelay: time.Duration(m.Config.MaxQueueDelayUS) * time.Microsecond,
+		QueueSize:     max(m.Config.MaxQueueSize, h.opts.Concurrency),
+		Workers:       m.Config.Instances,
+	})
+	defer batcher.Close()
+	probes = append(probes, &benchLoad{
+		name:  "inprocess-batcher-rows1",
+		items: 1,
+		op: func(ctx context.Context, _ *bytes.Buffer) error {
+			_, err := batcher.Submit(ctx, in1, nil)
+			return err
+		},
+	})
+	if err := h.compare(ctx, probes, h.opts.Duration/2); err != nil {
+		return err
+	}
+	var best *benchLoad
+	for _, p := range probes {
+		if p.err != nil {
+			return fmt.Errorf("cnn %s: %w", p.name, p.err)
+		}
+		fmt.Fprintf(h.out, "# cnn %s: %.1f items/s%s\n", p.name, p.rate(), p.cpu.describe(p.spent))
+		if best == nil || p.rate() > best.rate() {
+			best = p
+		}
+	}
+	fmt.Fprintf(h.out, "# cnn ceiling: %s, measured again between the server loads\n", best.name)
+	ceiling := &benchLoad{name: best.name, items: best.items, op: best.op}
+
+	// The server loads, each checked once against the in-process answer.
+	infer := h.base + "/v2/models/" + benchCNN + "/infer"
+	jsonBody := inference.AppendInferRequest(nil, &inference.InferRequest{Inputs: []inference.InferInput{{Tensor: in1[0]}}})
+	jsonLoad := &benchLoad{name: "cnn-json", items: 1, op: h.post(infer, "application/json", jsonBody, nil)}
+	binBody, binHeaderLen, err := binaryRequest(in1[0])
+	if err != nil {
+		return err
+	}
+	binHeader := map[string]string{inference.InferenceHeaderContentLength: strconv.Itoa(binHeaderLen)}
+	binLoad := &benchLoad{name: "cnn-binary", items: 1, op: h.post(infer, "application/octet-stream", binBody, binHeader)}
+	predictBody, predictType, err := multipartImage(jpg)
+	if err != nil {
+		return err
+	}
+	predictLoad := &benchLoad{name: "cnn-predict", items: 1, op: h.post(h.base+"/predict?model="+benchCNN, predictType, predictBody, nil)}
+	fmt.Fprintf(h.out, "# cnn request bodies: JSON %d bytes, binary %d bytes, /predict multipart JPEG %d bytes\n", len(jsonBody), len(binBody), len(predictBody))
+
+	// Binary tensors may be skipped only by a server that does not list
+	// the extension; /predict only when the route is absent.
+	var binarySkip func(error) bool
+	if ok, err := h.hasExtension(ctx, "binary_tensor_data"); err != nil {
+		return err
+	} else if !ok {
+		binarySkip = func(error) bool { return true }
+	}
+	loads := []*benchLoad{ceiling}
+	if h.probe(ctx, jsonLoad, nil, checkInferProbs(refProbs)) {
+		loads = append(loads, jsonLoad)
+	}
+	binOK := h.probe(ctx, binLoad, binarySkip, checkInferProbs(refProbs))
+	if binOK {
+		loads = append(loads, binLoad)
+	}
+	if h.probe(ctx, predictLoad, isNotFound, checkPredict(argmax(refProbs))) {
+		loads = append(loads, predictLoad)
+	}
+	if err := h.compare(ctx, loads, h.opts.Duration); err != nil {
+		return err
+	}
+	if ceiling.err != nil {
+		return fmt.Errorf("cnn in-process ceiling: %w", ceiling.err)
+	}
+	for _, l := range loads[1:] {
+		h.report(l.name+"-vs-inprocess", l, ceiling, "items/s")
+	}
+
+	// Dynamic batching on vs off, over the fastest transport that works.
+	transport, body, header, ctype := "json", jsonBody, map[string]string(nil), "application/json"
+	if binOK {
+		transport, body, header, ctype = "binary", binBody, binHeader, "application/octet-stream"
+	}
+	name := "cnn-" + transport + "-batching-on-vs-off"
+	on := &benchLoad{name: "cnn-batching-on", items: 1, op: h.post(infer, ctype, body, header)}
+	off := &benchLoad{name: "cnn-batching-off", items: 1, op: h.post(h.base+"/v2/models/"+benchCNNNoBatch+"/infer", ctype, body, header)}
+	if h.probe(ctx, off, nil, checkInferProbs(refProbs)) {
+		if err := h.compare(ctx, []*benchLoad{on, off}, h.opts.Duration); err != nil {
+			return err
+		}
+		h.report(name, on, off, "items/s")
+	}
+	return nil
+}
+
+// tabularCases measures the tiny tabular model: the server against a
+// trivial Go handler that returns the server's answer, and batching on vs
+// off.
+func (h *benchHarness) tabularCases(ctx context.Context) error {
+	m, err := h.repo.Get(benchTabular, "")
+	if err != nil {
+		return err
+	}
+	in := []inference.Tensor{{Name: "features", Datatype: inference.DTFP32, Shape: []int64{1, 4}, Data: []float32{35, 52000, 12, 2.5}}}
+	ref, err := m.Run(ctx, in, nil)
+	if err != nil {
+		return fmt.Errorf("tabular in-process run: %w", err)
+	}
+	refProbs, err := outputFloats(ref, "probabilities")
+	if err != nil {
+		return err
+	}
+	body := inference.AppendInferRequest(nil, &inference.InferRequest{Inputs: []inference.InferInput{{Tensor: in[0]}}})
+	server := &benchLoad{name: "tabular-server", items: 1, op: h.post(h.base+"/v2/models/"+benchTabular+"/infer", "application/json", body, nil)}
+	var answer []byte
+	if !h.probe(ctx, server, nil, func(b []byte) error {
+		answer = bytes.Clone(b)
+		return checkInferProbs(refProbs)(b)
+	}) {
+		return nil
+	}
+
+	// The trivial handler: plain net/http, reads the request, writes the
+	// server's answer.
+	trivialURL, stop, err := serveBench(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(answer)
+	}), slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	defer stop()
+	trivial := &benchLoad{name: "trivial-handler", items: 1, op: h.post(trivialURL+"/v2/models/"+benchTabular+"/infer", "application/json", body, nil)}
+	if h.probe(ctx, trivial, nil, func(b []byte) error {
+		if !bytes.Equal(b, answer) {
+			return fmt.Errorf("trivial handler answered %q, not the server's answer", snippet(b))
+		}
+		return nil
+	}) {
+		if err := h.compare(ctx, []*benchLoad{trivial, server}, h.opts.Duration); err != nil {
+			return err
+		}
+		h.report("tabular-server-vs-trivial", server, trivial, "req/s")
+	}
+
+	on := &benchLoad{name: "tabular-batching-on", items: 1, op: server.op}
+	off := &benchLoad{name: "tabular-batching-off", items: 1, op: h.post(h.base+"/v2/models/"+benchTabularNoBatch+"/infer", "application/json", body, nil)}
+	if h.probe(ctx, off, nil, checkInferProbs(refProbs)) {
+		if err := h.compare(ctx, []*benchLoad{on, off}, h.opts.Duration); err != nil {
+			return err
+		}
+		h.report("tabular-batching-on-vs-off", on, off, "req/s")
+	}
+	return nil
+}
+
+// probe does one operation of l and checks its answer. A failure is a
+// failed case, or a skipped one when skip says so (an endpoint that this
+// server does not have). It reports whether l may be measured.
+func (h *benchHarness) probe(ctx context.Context, l *benchLoad, skip func(error) bool, check func([]byte) error) bool {
+	var buf bytes.Buffer
+	rctx, cancel := context.WithTimeout(ctx, benchRequestTimeout)
+	err := l.op(rctx, &buf)
+	cancel()
+	if err == nil && check != nil {
+		err = check(buf.Bytes())
+	}
+	if err == nil {
+		return true
+	}
+	if skip != nil && skip(err) {
+		fmt.Fprintf(h.out, "bench: skip %s: %s\n", l.name, oneLine(err.Error()))
+	} else {
+		h.fail(l.name, err)
+	}
+	return false
+}
+
+// fail records a failed case.
+func (h *benchHarness) fail(name string, err error) {
+	fmt.Fprintf(h.out, "bench: error %s: %s\n", name, oneLine(err.Error()))
+	h.failed = append(h.failed, name)
+}
+
+// report prints the comparison line of value against baseline, after the
+// details of the loads not yet described, and records the ratio; or it
+// records the case as failed when either load failed.
+func (h *benchHarness) report(name string, value, baseline *benchLoad, unit string) {
+	for _, l := range []*benchLoad{value, baseline} {
+		if l.err != nil {
+			h.fail(name, fmt.Errorf("%s: %w", l.name, l.err))
+			return
+		}
+	}
+	v, b := value.rate(), baseline.rate()
+	if v <= 0 || b <= 0 {
+		h.fail(name, fmt.Errorf("no operation completed in time (value %.1f, baseline %.1f %s)", v, b, unit))
+		return
+	}
+	for _, l := range []*benchLoad{baseline, value} {
+		if !h.described[l] {
+			fmt.Fprintf(h.out, "# %s %.1f %s, per round %s%s\n", l.name, l.rate(), unit, formatRounds(l.rounds), l.cpu.describe(l.spent))
+			h.described[l] = true
+		}
+	}
+	fmt.Fprintf(h.out, "bench: %s value=%.1f %s baseline=%.1f ratio=%.3f\n", name, v, unit, b, v/b)
+	h.ratios[name] = v / b
+}
+
+// compare measures loads for d each, after an unmeasured warmup, in
+// h.opts.Rounds rounds that alternate their order (ABBA), so that a drift
+// of the machine weighs on every load alike. A load that fails keeps its
+// error and is left out of the later rounds; the error returned is that
+// of ctx only.
+func (h *benchHarness) compare(ctx context.Context, loads []*benchLoad, d time.Duration) error {
+	warmup := min(d/4, benchMaxWarmup)
+	for _, l := range loads {
+		if _, _, err := h.measure(ctx, l, warmup); err != nil {
+			l.err = err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	seg := d / time.Duration(h.opts.Rounds)
+	for round := range h.opts.Rounds {
+		order := slices.Clone(loads)
+		if round%2 == 1 {
+			slices.Reverse(order)
+		}
+		for _, l := range order {
+			if l.err != nil {
+				continue
+			}
+			before := readCPU()
+			ops, spent, err := h.measure(ctx, l, seg)
+			l.cpu.add(before, readCPU())
+			if err != nil {
+				l.err = err
+				continue
+			}
+			l.done += ops * int64(l.items)
+			l.spent += spent
+			l.rounds = append(l.rounds, float64(ops*int64(l.items))/spent.Seconds())
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// measure runs l with h.opts.Concurrency workers that start operations
+// for d, or until about benchMaxOps operations are done, and returns the
+// operations done and the time from the start until the last one ended.
+// The first failed operation stops the measurement and is its error.
+func (h *benchHarness) measure(ctx context.Context, l *benchLoad, d time.Duration) (int64, time.Duration, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		ops      atomic.Int64
+		once     sync.Once
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	start := time.Now()
+	deadline := start.Add(d)
+	for range h.opts.Concurrency {
+		wg.Go(func() {
+			var buf bytes.Buffer
+			for ctx.Err() == nil && time.Now().Before(deadline) && ops.Load() < benchMaxOps {
+				rctx, rcancel := context.WithTimeout(ctx, benchRequestTimeout)
+				err := l.op(rctx, &buf)
+				rcancel()
+				if err != nil {
+					once.Do(func() { firstErr = err })
+					cancel()
+					return
+				}
+				ops.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	spent := time.Since(start)
+	if firstErr != nil {
+		return 0, 0, firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, 0, err
+	}
+	return ops.Load(), spent, nil
+}
+
+// post returns an operation that POSTs body to url and reads the answer
+// into the buffer; an answer other than 200 is an error.
+func (h *benchHarness) post(url, contentType string, body []byte, header map[string]string) func(context.Context, *bytes.Buffer) error {
+	return func(ctx context.Context, buf *bytes.Buffer) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", contentType)
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		resp, err := h.client.Do(req)
+		if err != nil {
+			return err
+		}
+		buf.Reset()
+		_, err = buf.ReadFrom(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return fmt.Errorf("POST %s: read answer: %w", req.URL.Path, err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			return &httpError{status: resp.StatusCode, msg: fmt.Sprintf("POST %s: HTTP %d: %s", req.URL.RequestURI(), resp.StatusCode, snippet(buf.Bytes()))}
+		}
+		return nil
+	}
+}
+
+// httpError is an answer other than 200.
+type httpError struct {
+	status int
+	msg    string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+// isNotFound reports whether err is an answer 404.
+func isNotFound(err error) bool {
+	var he *httpError
+	return errors.As(err, &he) && he.status == http.StatusNotFound
+}
+
+// hasExtension reports whether the server lists a V2 protocol extension
+// in GET /v2.
+func (h *benchHarness) hasExtension(ctx context.Context, name string) (bool, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.base+"/v2", nil)
+	if err != nil {
+		return false, err
+	}
+	resp, err := h.client.Do(req)
+	if err != nil {
+		return false, err
+	}
+	defer resp.Body.Close()
+	var meta struct {
+		Extensions []string `json:"extensions"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&meta); err != nil || resp.StatusCode != http.StatusOK {
+		return false, fmt.Errorf("GET /v2: HTTP %d: %v", resp.StatusCode, err)
+	}
+	return slices.Contains(meta.Extensions, name), nil
+}
+
+// binaryRequest returns a V2 request of t in the binary tensor format and
+// the length of its JSON header.
+func binaryRequest(t inference.Tensor) ([]byte, int, error) {
+	size, err := inference.BinaryTensorSize(t)
+	if err != nil {
+		return nil, 0, err
+	}
+	header := inference.AppendInferRequest(nil, &inference.InferRequest{Inputs: []inference.InferInput{{
+		Tensor:     inference.Tensor{Name: t.Name, Datatype: t.Datatype, Shape: t.Shape},
+		Parameters: map[string]any{"binary_data_size": size},
+	}}})
+	body, err := inference.AppendBinaryTensor(slices.Grow(header, size), t)
+	return body, len(header), err
+}
+
+// multipartImage returns a multipart/form-data body with the image in the
+// field "image", and its content type.
+func multipartImage(jpg []byte) ([]byte, string, error) {
+	var b bytes.Buffer
+	w := multipart.NewWriter(&b)
+	h := textproto.MIMEHeader{}
+	h.Set("Content-Disposition", `form-data; name="image"; filename="bench.jpg"`)
+	h.Set("Content-Type", "image/jpeg")
+	part, err := w.CreatePart(h)
+	if err != nil {
+		return nil, "", err
+	}
+	if _, err := part.Write(jpg); err != nil {
+		return nil, "", err
+	}
+	if err := w.Close(); err != nil {
+		return nil, "", err
+	}
+	return b.Bytes(), w.FormDataContentType(), nil
+}
+
+// benchJPEG returns a w x h JPEG (quality 90) of a fixed, photo-like
+// pattern: smooth gradients with some texture.
+func benchJPEG(w, h int) ([]byte, error) {
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	seed := uint32(1)
+	for y := range h {
+		for x := range w {
+			seed = seed*1664525 + 1013904223
+			n := int(seed>>27) - 16
+			c := func(v int) uint8 { return uint8(max(0, min(255, v+n))) }
+			img.SetRGBA(x, y, color.RGBA{
+				R: c(x * 255 / w),
+				G: c(y * 255 / h),
+				B: c(128 + int(64*math.Sin(float64(x+y)/17))),
+				A: 255,
+			})
+		}
+	}
+	var b bytes.Buffer
+	if err := jpeg.Encode(&b, img, &jpeg.Options{Quality: 90}); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// imageSpec returns the preprocessing of a loaded model's image config
+// (whose defaults are filled in) and the input that takes the image.
+func imageSpec(m *inference.Model) (inference.ImageSpec, string) {
+	im := m.Config.Image
+	s := inference.ImageSpec{
+		Height:       im.Size[0],
+		Width:        im.Size[1],
+		ChannelOrder: im.ChannelOrder,
+		Layout:       im.Layout,
+		Scale:        im.Scale,
+	}
+	copy(s.Mean[:], im.Mean)
+	copy(s.Std[:], im.Std)
+	return s, im.Input
+}
+
+// batchSizes returns the powers of two up to maxBatch, and maxBatch.
+func batchSizes(maxBatch int) []int {
+	var sizes []int
+	for b := 1; b < maxBatch; b *= 2 {
+		sizes = append(sizes, b)
+	}
+	return append(sizes, max(maxBatch, 1))
+}
+
+// outputFloats returns the FP32 data of the named output.
+func outputFloats(outs []inference.Tensor, name string) ([]float32, error) {
+	for _, t := range outs {
+		if t.Name == name {
+			if d, ok := t.Data.([]float32); ok {
+				return d, nil
+			}
+			return nil, fmt.Errorf("output %q holds %T, not FP32", name, t.Data)
+		}
+	}
+	return nil, fmt.Errorf("no output %q", name)
+}
+
+// checkInferProbs returns a check that a V2 JSON answer's probabilities
+// are want, within 1e-4.
+func checkInferProbs(want []float32) func([]byte) error {
+	return func(b []byte) error {
+		resp, err := inference.DecodeInferResponse(b)
+		if err != nil {
+			return fmt.Errorf("answer %q: %w", snippet(b), err)
+		}
+		outs := make([]inference.Tensor, len(resp.Outputs))
+		for i, o := range resp.Outputs {
+			outs[i] = o.Tensor
+		}
+		got, err := outputFloats(outs, "probabilities")
+		if err != nil {
+			return fmt.Errorf("answer %q: %w", snippet(b), err)
+		}
+		if len(got) != len(want) {
+			return fmt.Errorf("answer has %d probabilities, in-process run %d", len(got), len(want))
+		}
+		for i := range got {
+			if math.Abs(float64(got[i]-want[i])) > 1e-4 {
+				return fmt.Errorf("probability %d is %g over HTTP but %g in-process", i, got[i], want[i])
+			}
+		}
+		return nil
+	}
+}
+
+// checkPredict returns a check that a /predict answer names class want.
+func checkPredict(want int) func([]byte) error {
+	return func(b []byte) error {
+		var got struct {
+			PredictedClass *int `json:"predicted_class"`
+		}
+		if err := json.Unmarshal(b, &got); err != nil {
+			return fmt.Errorf("answer %q: %w", snippet(b), err)
+		}
+		if got.PredictedClass == nil {
+			return fmt.Errorf("answer %q has no predicted_class", snippet(b))
+		}
+		if *got.PredictedClass != want {
+			return fmt.Errorf("/predict says class %d, the in-process run on the same preprocessing %d", *got.PredictedClass, want)
+		}
+		return nil
+	}
+}
+
+// argmax returns the index of the largest value.
+func argmax(v []float32) int {
+	best := 0
+	for i := range v {
+		if v[i] > v[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+// cpuUse is CPU time, in seconds, of this process and of the whole
+// machine, as Linux counts it in /proc; ok is false elsewhere.
+type cpuUse struct {
+	self, machine float64
+	ok            bool
+}
+
+// readCPU reads the CPU time used so far by this process (all its
+// threads, ONNX Runtime's included) and by the machine.
+func readCPU() cpuUse {
+	const tick = 0.01 // USER_HZ, 100 on Linux
+	self, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		return cpuUse{}
+	}
+	machine, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return cpuUse{}
+	}
+	// Fields after the command name, which ends with ")": utime and stime
+	// are the 12th and 13th.
+	i := bytes.LastIndexByte(self, ')')
+	f := strings.Fields(string(self[i+1:]))
+	line, _, _ := strings.Cut(string(machine), "\n")
+	m := strings.Fields(line)
+	if i < 0 || len(f) < 13 || len(m) < 9 || m[0] != "cpu" {
+		return cpuUse{}
+	}
+	var u cpuUse
+	for _, v := range f[11:13] {
+		n, _ := strconv.ParseFloat(v, 64)
+		u.self += n * tick
+	}
+	// user nice system idle iowait irq softirq steal: all but idle and iowait.
+	for k, v := range m[1:9] {
+		if k != 3 && k != 4 {
+			n, _ := strconv.ParseFloat(v, 64)
+			u.machine += n * tick
+		}
+	}
+	u.ok = true
+	return u
+}
+
+// add adds the CPU time used between two readings.
+func (c *cpuUse) add(before, after cpuUse) {
+	if !before.ok || !after.ok {
+		return
+	}
+	c.self += after.self - before.self
+	c.machine += after.machine - before.machine
+	c.ok = true
+}
+
+// describe returns ", CPU x cores (other processes y)": the cores this
+// process and other processes kept busy on average over wall.
+func (c cpuUse) describe(wall time.Duration) string {
+	if !c.ok || wall <= 0 {
+		return ""
+	}
+	s := wall.Seconds()
+	return fmt.Sprintf(", CPU %.2f cores (other processes %.2f)", c.self/s, max(0, c.machine-c.self)/s)
+}
+
+// formatRounds writes the rates of the rounds of a load.
+func formatRounds(rates []float64) string {
+	parts := make([]string, len(rates))
+	for i, r := range rates {
+		parts[i] = strconv.FormatFloat(r, 'f', 1, 64)
+	}
+	return "[" + strings.Join(parts, " ") + "]"
+}
+
+// snippet returns the start of an answer body for an error message.
+func snippet(b []byte) string {
+	const n = 200
+	if len(b) > n {
+		return string(b[:n]) + "..."
+	}
+	return string(b)
+}
+
+// oneLine joins the lines of s.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
