@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"abgate"
@@ -100,6 +101,7 @@ type Batcher struct {
 	opts BatcherOptions
 
 	collect sync.Mutex    // held by the one worker that is forming a batch
+	busy    atomic.Int32  // workers running a batch
 	arrive  chan struct{} // wakes the collecting worker; capacity 1
 	closing chan struct{} // closed by Close
 	wg      sync.WaitGroup
@@ -272,6 +274,13 @@ func (b *Batcher) work() {
 			return
 		}
 		b.runBatch(batch)
+		b.busy.Add(-1)
+		// A worker is free: the collector may stop waiting for its batch
+		// to fill.
+		select {
+		case b.arrive <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -298,7 +307,10 @@ func (b *Batcher) nextBatch(timer *time.Timer) ([]*batchRequest, bool) {
 		head := b.queue[0]
 		batch, rows := b.gatherLocked(head)
 		wait := time.Until(head.queued.Add(b.opts.MaxQueueDelay))
-		if head.key != "" && rows < b.opts.MaxBatchSize && wait > 0 && !b.closed {
+		// Wait for the batch to fill only while every other worker is
+		// busy: an idle worker would otherwise sit beside a waiting batch.
+		othersBusy := int(b.busy.Load()) >= b.opts.Workers-1
+		if head.key != "" && rows < b.opts.MaxBatchSize && wait > 0 && !b.closed && othersBusy {
 			b.mu.Unlock()
 			timer.Reset(wait)
 			select {
@@ -338,6 +350,7 @@ func (b *Batcher) nextBatch(timer *time.Timer) ([]*batchRequest, bool) {
 				b.opts.OnQueueWait(now.Sub(r.queued))
 			}
 		}
+		b.busy.Add(1)
 		return taken, true
 	}
 }

@@ -511,7 +511,7 @@ func TestBatcherDoesNotMix(t *testing.T) {
 
 func TestBatcherCloseDrains(t *testing.T) {
 	d := &batchDoubler{gate: make(chan struct{}), started: make(chan int, 64)}
-	b := NewBatcher(d.run, BatcherOptions{MaxBatchSize: 4, Workers: 2, MaxQueueDelay: time.Hour})
+	b := NewBatcher(d.run, BatcherOptions{MaxBatchSize: 4, Workers: 1, MaxQueueDelay: time.Hour})
 
 	const n = 10
 	var wg sync.WaitGroup
@@ -528,11 +528,10 @@ func TestBatcherCloseDrains(t *testing.T) {
 			answered.Add(1)
 		})
 	}
-	// Two full batches run (held by the gate); the last two requests wait
-	// for the hour-long delay, which Close cuts short.
+	// One full batch runs (held by the gate); of the six others, two will
+	// wait for the hour-long delay, which Close cuts short.
 	<-d.started
-	<-d.started
-	waitQueueDepth(t, b, n-8)
+	waitQueueDepth(t, b, n-4)
 
 	closed := make(chan struct{})
 	go func() { b.Close(); close(closed) }()
@@ -750,5 +749,53 @@ func BenchmarkBatcher(b *testing.B) {
 				b.ReportMetric(float64(rows.Load())/float64(r), "rows/run")
 			}
 		})
+	}
+}
+
+// TestBatcherNoWaitWhileAWorkerIdles checks that a batch waits to fill only
+// while every other worker is busy: with a free worker, a lone request
+// runs at once, whatever MaxQueueDelay says; once the other worker is
+// busy, the next requests wait and run together.
+func TestBatcherNoWaitWhileAWorkerIdles(t *testing.T) {
+	d := &batchDoubler{gate: make(chan struct{}), started: make(chan int, 64)}
+	b := NewBatcher(d.run, BatcherOptions{MaxBatchSize: 4, Workers: 2, MaxQueueDelay: time.Hour})
+	defer func() {
+		go func() {
+			for range 8 {
+				d.gate <- struct{}{}
+			}
+		}()
+		b.Close()
+	}()
+
+	first := make(chan error, 1)
+	go func() {
+		_, err := b.Submit(context.Background(), []Tensor{batchRowsInput(1, 2, 1)}, nil)
+		first <- err
+	}()
+	select {
+	case rows := <-d.started:
+		if rows != 1 {
+			t.Fatalf("first run: got %d rows, want 1", rows)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a lone request with an idle worker beside it did not run within 5s")
+	}
+	// The first run is held by the gate: the other worker now waits for a
+	// full batch of 4.
+	for i := range 4 {
+		go func() { _, _ = b.Submit(context.Background(), []Tensor{batchRowsInput(1, 2, float32(i))}, nil) }()
+	}
+	select {
+	case rows := <-d.started:
+		if rows != 4 {
+			t.Fatalf("second run: got %d rows, want 4", rows)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the second batch did not run within 5s")
+	}
+	d.gate <- struct{}{}
+	if err := <-first; err != nil {
+		t.Fatal(err)
 	}
 }
