@@ -1,6 +1,7 @@
 package experiments
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -17,6 +18,13 @@ import (
 type API struct {
 	store *Store
 	log   *slog.Logger
+
+	// Explain, when not nil, serves GET /experiments/{key}/assign?unit=U
+	// (viewer role): it explains the assignment of unit to e, an
+	// experiment in any state, and its result is answered as JSON; its
+	// error is answered like any other. When nil the route is not
+	// registered. Set it before Mount.
+	Explain func(ctx context.Context, e *Experiment, unit string, r *http.Request) (any, error)
 }
 
 // NewAPI returns the admin API over store. A nil log discards.
@@ -41,6 +49,9 @@ func (a *API) Mount(g *gin.RouterGroup) {
 	g.POST("/experiments/:key/start", editor, a.transition(ActionStart))
 	g.POST("/experiments/:key/pause", editor, a.transition(ActionPause))
 	g.POST("/experiments/:key/stop", editor, a.transition(ActionStop))
+	if a.Explain != nil {
+		g.GET("/experiments/:key/assign", viewer, a.explain)
+	}
 
 	g.GET("/models", viewer, a.listModels)
 	g.POST("/models", editor, a.registerModel)
@@ -161,6 +172,25 @@ func (a *API) getExperiment(c *gin.Context) {
 		return
 	}
 	a.answer(c, http.StatusOK, e)
+}
+
+func (a *API) explain(c *gin.Context) {
+	unit := c.Query("unit")
+	if unit == "" {
+		a.fail(c, abgate.FieldErrorf("unit", "query parameter unit (the unit id to explain) is required"))
+		return
+	}
+	e, err := a.store.Experiment(c.Request.Context(), c.Param("key"))
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	out, err := a.Explain(c.Request.Context(), e, unit, c.Request)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, out)
 }
 
 // answer writes an experiment with its version as ETag.

@@ -22,6 +22,7 @@ import (
 	"abgate"
 	"abgate/experiments"
 	"abgate/migrations"
+	"abgate/router"
 )
 
 // errUsage reports a command line that did not parse (already explained).
@@ -190,7 +191,11 @@ func mountAdmin(r gin.IRouter, cfg *Config, store *experiments.Store, db *gorm.D
 		c.JSON(http.StatusOK, gin.H{"status": "ok", "version": Version})
 	})
 	api := r.Group("/api/v1", experiments.LimitBody(cfg.MaxBodyBytes))
-	experiments.NewAPI(store, log).Mount(api)
+	admin := experiments.NewAPI(store, log)
+	admin.Explain = func(_ context.Context, e *experiments.Experiment, unit string, _ *http.Request) (any, error) {
+		return router.Explain(e, unit)
+	}
+	admin.Mount(api)
 }
 
 // listen opens the TCP listener of addr.
