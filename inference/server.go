@@ -89,12 +89,29 @@ func (s *Server) Mount(r gin.IRouter) {
 // MountV2 adds the routes of the V2 protocol to r: /v2, its health,
 // model metadata, inference and repository endpoints.
 func (s *Server) MountV2(r gin.IRouter) {
+	r.POST("/v2/models/:model/infer", s.infer)
+	s.mountV2Unrouted(r)
+}
+
+// MountUnrouted adds the routes of Mount except those a router routes by
+// experiment (POST /v2/models/:model/infer, /predict and /predict/batch),
+// for an engine whose router serves those and calls this server in
+// process. Inference at an explicit version
+// (/v2/models/:model/versions/:version/infer) stays here.
+func (s *Server) MountUnrouted(r gin.IRouter) {
+	s.mountV2Unrouted(r)
+	r.GET("/model/info", s.modelInfo)
+	r.GET("/stats", s.statsHandler)
+	r.GET("/health", s.health)
+	r.GET("/", s.indexPage)
+}
+
+func (s *Server) mountV2Unrouted(r gin.IRouter) {
 	r.GET("/v2", s.serverMetadata)
 	r.GET("/v2/health/live", s.live)
 	r.GET("/v2/health/ready", s.ready)
 	r.GET("/v2/models/:model", s.modelMetadata)
 	r.GET("/v2/models/:model/ready", s.modelReady)
-	r.POST("/v2/models/:model/infer", s.infer)
 	r.GET("/v2/models/:model/versions/:version", s.modelMetadata)
 	r.GET("/v2/models/:model/versions/:version/ready", s.modelReady)
 	r.POST("/v2/models/:model/versions/:version/infer", s.infer)

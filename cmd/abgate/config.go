@@ -24,6 +24,10 @@ type Config struct {
 	// MaxInferBodyBytes caps inference request bodies (tensors, images).
 	MaxInferBodyBytes int64
 	ShutdownTimeout   time.Duration
+	// UnitHeader names the request header with the unit id of routed
+	// predictions; DefaultRoute is the route of /predict without ?model=.
+	UnitHeader   string
+	DefaultRoute string
 }
 
 // flagSet returns the flags of a subcommand bound to cfg, defaults taken
@@ -45,6 +49,8 @@ func flagSet(name string, cfg *Config, getenv func(string) string, errOut io.Wri
 	str(&cfg.ORTLib, "ort-lib", "ABGATE_ORT_LIB", "./lib/libonnxruntime.so.1", "ONNX Runtime shared library")
 	str(&cfg.LogFormat, "log-format", "ABGATE_LOG_FORMAT", "text", "log format: text or json")
 	str(&cfg.LogLevel, "log-level", "ABGATE_LOG_LEVEL", "info", "log level: debug, info, warn or error")
+	str(&cfg.UnitHeader, "unit-header", "ABGATE_UNIT_HEADER", "", "request header with the unit id of routed predictions (empty: X-User-ID)")
+	str(&cfg.DefaultRoute, "default-route", "ABGATE_DEFAULT_ROUTE", "", "route of POST /predict without ?model= (empty: ?model= is required)")
 
 	demo := false
 	if v := getenv("ABGATE_DEMO"); v != "" {

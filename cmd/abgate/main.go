@@ -27,6 +27,7 @@ usage: abgate <command> [flags]
 
 commands:
   serve            run everything in one process (admin API, inference, metrics)
+  router           run the router alone (routed predictions, feedback; remote backends)
   inference        run the inference server alone (V2 protocol, /predict)
   migrate up       apply pending database migrations
   migrate status   list migrations and whether they are applied
@@ -54,6 +55,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "serve":
 		err = serve(ctx, rest, getenv, stdout, stderr)
+	case "router":
+		err = routerCmd(ctx, rest, getenv, stdout, stderr)
 	case "inference":
 		err = inferenceCmd(ctx, rest, getenv, stdout, stderr)
 	case "bench":

@@ -73,7 +73,7 @@ func closeDB(db *gorm.DB, log *slog.Logger) {
 }
 
 // serve runs `abgate serve` until ctx is done, then shuts down in reverse
-// order of start: HTTP drain, model sessions, database.
+// order of start: HTTP drain, exposure flush, model sessions, database.
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cfg, rest, err := parse("serve", args, getenv, stderr)
 	if err != nil {
@@ -131,14 +131,29 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 
 	reg := newRegistry()
+	inf := newInferenceServer(cfg, repo, log, reg)
+	// The router calls the inference server in process, through an engine
+	// of its own; the public engine routes predictions by experiment.
+	local := gin.New()
+	local.Use(recovery(log))
+	inf.Mount(local)
+	rt, err := startRouting(ctx, cfg, db, store, local, log, reg)
+	if err != nil {
+		return fmt.Errorf("router: %w", err)
+	}
 	r := newEngine(log)
-	newInferenceServer(cfg, repo, log, reg).Mount(r)
+	inf.MountUnrouted(r)
+	rt.mount(r)
 	mountAdmin(r, cfg, store, db, log)
 	mountMetrics(r, reg)
-	if err := listenAndServe(ctx, cfg, r, log); err != nil {
-		return err
-	}
+	serveErr := listenAndServe(ctx, cfg, r, log)
 	stopBackground()
+	shutCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	rt.close(shutCtx)
+	if serveErr != nil {
+		return serveErr
+	}
 	repo.Close()
 	closeDB(db, log)
 	log.Info("shutdown complete")
@@ -179,6 +194,17 @@ func mountMetrics(r gin.IRouter, reg *prometheus.Registry) {
 // mountAdmin adds /healthz and the admin API (/api/v1, bodies capped at
 // --max-body-bytes).
 func mountAdmin(r gin.IRouter, cfg *Config, store *experiments.Store, db *gorm.DB, log *slog.Logger) {
+	mountHealth(r, db)
+	api := r.Group("/api/v1", experiments.LimitBody(cfg.MaxBodyBytes))
+	admin := experiments.NewAPI(store, log)
+	admin.Explain = func(_ context.Context, e *experiments.Experiment, unit string, _ *http.Request) (any, error) {
+		return router.Explain(e, unit)
+	}
+	admin.Mount(api)
+}
+
+// mountHealth adds GET /healthz: 200 while the database answers.
+func mountHealth(r gin.IRouter, db *gorm.DB) {
 	r.GET("/healthz", func(c *gin.Context) {
 		sqlDB, err := db.DB()
 		if err == nil {
@@ -190,12 +216,6 @@ func mountAdmin(r gin.IRouter, cfg *Config, store *experiments.Store, db *gorm.D
 		}
 		c.JSON(http.StatusOK, gin.H{"status": "ok", "version": Version})
 	})
-	api := r.Group("/api/v1", experiments.LimitBody(cfg.MaxBodyBytes))
-	admin := experiments.NewAPI(store, log)
-	admin.Explain = func(_ context.Context, e *experiments.Experiment, unit string, _ *http.Request) (any, error) {
-		return router.Explain(e, unit)
-	}
-	admin.Mount(api)
 }
 
 // listen opens the TCP listener of addr.

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"gorm.io/gorm"
+
+	"abgate/experiments"
+	"abgate/migrations"
+	"abgate/router"
+)
+
+// modelSyncEvery is how often the router rereads the model catalogue to
+// update its backend pools.
+const modelSyncEvery = 2 * time.Second
+
+// routing is the router's parts: the snapshot Watcher, the backend pools,
+// the exposure log, the proxy of the prediction endpoints and the feedback
+// API, with the background work that keeps the snapshot and the pools
+// current.
+type routing struct {
+	pools     *router.Pools
+	exposures *router.ExposureLog
+	proxy     *router.Proxy
+	feedback  *router.FeedbackAPI
+	log       *slog.Logger
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// startRouting builds the router over db and starts its background work.
+// local is the in-process inference handler that serves local models (nil
+// for the router alone: local models then have no backend). Call close
+// after the HTTP server has drained.
+func startRouting(ctx context.Context, cfg *Config, db *gorm.DB, store *experiments.Store, local http.Handler, log *slog.Logger, reg prometheus.Registerer) (*routing, error) {
+	watcher, err := router.NewWatcher(ctx, db, router.WatcherOptions{}, log)
+	if err != nil {
+		return nil, err
+	}
+	models, err := store.Models(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("model catalogue: %w", err)
+	}
+	pools, err := router.NewPools(models, local, router.PoolOptions{}, log, reg)
+	if err != nil {
+		return nil, err
+	}
+	es, err := router.NewExposureStore(db)
+	if err != nil {
+		pools.Close()
+		return nil, err
+	}
+	xlog := router.NewExposureLog(es, router.ExposureLogOptions{}, log, reg)
+	proxy, err := router.NewProxy(watcher, pools, xlog, store, router.ProxyOptions{
+		UnitHeader:   cfg.UnitHeader,
+		DefaultRoute: cfg.DefaultRoute,
+		MaxBodyBytes: cfg.MaxInferBodyBytes,
+	}, log, reg)
+	if err != nil {
+		_ = xlog.Close(ctx)
+		pools.Close()
+		return nil, err
+	}
+	feedback := router.NewFeedbackAPI(db, proxy, log)
+	feedback.MaxBodyBytes = cfg.MaxBodyBytes
+
+	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	rt := &routing{pools: pools, exposures: xlog, proxy: proxy, feedback: feedback, log: log, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(rt.done)
+		go func() { _ = watcher.Run(bg) }()
+		t := time.NewTicker(modelSyncEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-bg.Done():
+				return
+			case <-t.C:
+			}
+			ms, err := store.Models(bg)
+			if err == nil {
+				err = pools.Update(ms)
+			}
+			if err != nil && bg.Err() == nil {
+				log.Warn("model catalogue not reloaded", "err", err)
+			}
+		}
+	}()
+	return rt, nil
+}
+
+// mount adds the routed prediction endpoints and POST /v1/feedback to r.
+func (rt *routing) mount(r gin.IRouter) {
+	rt.proxy.Mount(r)
+	rt.feedback.Mount(r)
+}
+
+// close stops the background work, waits for shadow copies in flight,
+// flushes the exposure log (within ctx) and closes the pools.
+func (rt *routing) close(ctx context.Context) {
+	rt.cancel()
+	<-rt.done
+	if err := rt.proxy.Close(ctx); err != nil {
+		rt.log.Warn("shadow copies still in flight at shutdown", "err", err)
+	}
+	if err := rt.exposures.Close(ctx); err != nil {
+		rt.log.Error("exposure flush incomplete", "err", err)
+	} else {
+		rt.log.Info("exposures flushed")
+	}
+	rt.pools.Close()
+}
+
+// routerCmd runs `abgate router`: the router alone, forwarding to remote
+// backends only, for scale-out in front of `abgate inference` servers.
+func routerCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, rest, err := parse("router", args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return fmt.Errorf("router takes no arguments, got %q", rest)
+	}
+	log := cfg.logger(stderr)
+	db, err := openDB(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeDB(db, log)
+	if err := migrations.EnsurePartitions(ctx, db, time.Now()); err != nil {
+		return fmt.Errorf("exposure partitions: %w", err)
+	}
+	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBackground()
+	go migrations.RunPartitionMaintenance(bgCtx, db, log, 24*time.Hour)
+
+	store := experiments.NewStore(db, log)
+	reg := newRegistry()
+	rt, err := startRouting(ctx, cfg, db, store, nil, log, reg)
+	if err != nil {
+		return fmt.Errorf("router: %w", err)
+	}
+	r := newEngine(log)
+	mountHealth(r, db)
+	rt.mount(r)
+	mountMetrics(r, reg)
+	serveErr := listenAndServe(ctx, cfg, r, log)
+	stopBackground()
+	shutCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	rt.close(shutCtx)
+	if serveErr != nil {
+		return serveErr
+	}
+	closeDB(db, log)
+	log.Info("shutdown complete")
+	return nil
+}
