@@ -61,10 +61,19 @@ fuzz:
 		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	done
 
-# The inference throughput harness (cmd/abgate/bench.go): one line per
-# comparison, "bench: <name> value=<v> <unit> baseline=<b> ratio=<v/b>".
+# The benchmark harnesses: one line per comparison, "bench: <name>
+# value=<v> <unit> baseline=<b> ratio=<v/b>". `bench inference`
+# (cmd/abgate/bench.go) measures the inference server; `bench router`
+# (cmd/abgate/bench_router.go) the bucketing core, the router against nginx
+# (Debian's package, installed here when absent) and exposure logging on vs
+# off, on a database it creates next to BENCH_POSTGRES and drops.
+BENCH_POSTGRES ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
+
 bench: $(ORT_LIB)
-	$(GO) run ./cmd/abgate bench inference
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/abgate ./cmd/abgate
+	./bin/abgate bench inference
+	-command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || (apt-get update && apt-get install -y nginx-light || apt-get install -y nginx)
+	./bin/abgate bench router --postgres '$(BENCH_POSTGRES)'
 
 clean:
 	rm -rf bin

@@ -231,9 +231,14 @@ func (k proxyKind) target(model, version string, q url.Values) string {
 var proxyDropHeaders = []string{"Authorization", "Cookie", HeaderForce, "Content-Length"}
 
 // proxyAnswerSkip are backend answer headers not copied to the client.
+// CORS headers are the router's own (cors.go): a backend's would double
+// them.
 var proxyAnswerSkip = map[string]bool{
 	"Content-Length": true, "Connection": true, "Keep-Alive": true, "Transfer-Encoding": true,
 	"X-Request-Id": true, "Set-Cookie": true,
+	"Access-Control-Allow-Origin": true, "Access-Control-Allow-Credentials": true,
+	"Access-Control-Allow-Methods": true, "Access-Control-Allow-Headers": true,
+	"Access-Control-Expose-Headers": true, "Access-Control-Max-Age": true, "Vary": true,
 }
 
 // handle returns the handler of a routed endpoint of kind.
@@ -325,7 +330,7 @@ func (p *Proxy) handle(kind proxyKind) gin.HandlerFunc {
 			if ctl := controlOf(snap, d.ExperimentKey); ctl != nil {
 				p.metrics.fallbacks.WithLabelValues(route, d.ExperimentKey, d.VariantKey).Inc()
 				p.log.Warn("variant has no healthy backend; falling back to control",
-					"request_id", reqID, "experiment", d.ExperimentKey, "variant", d.VariantKey, "control", ctl.Key, "err", ferr)
+					"request_id", reqID, "client_ip", c.ClientIP(), "experiment", d.ExperimentKey, "variant", d.VariantKey, "control", ctl.Key, "err", ferr)
 				served.variant, served.model, served.fallback = ctl.Key, ctl.Model, true
 				status, rh, rb, ferr = p.forward(ctx, kind, ctl.Model, query, req.Method, header, body)
 			}
@@ -381,7 +386,7 @@ func (p *Proxy) handle(kind proxyKind) gin.HandlerFunc {
 				experiments.WriteError(c, ferr)
 				return
 			}
-			p.log.Warn("routed request failed", "request_id", reqID, "route", route, "model", served.model, "err", ferr)
+			p.log.Warn("routed request failed", "request_id", reqID, "client_ip", c.ClientIP(), "route", route, "model", served.model, "err", ferr)
 			experiments.WriteError(c, abgate.Errorf(abgate.EUNAVAILABLE, "model %q is unavailable: %s", served.model, abgate.ErrorMessage(ferr)))
 			return
 		}

@@ -93,8 +93,11 @@ type benchOptions struct {
 	Rounds      int           // each case's time is split into this many interleaved rounds
 }
 
-// bench runs `abgate bench <harness>`; the one harness is inference.
+// bench runs `abgate bench <harness>`: inference, or router (bench_router.go).
 func bench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "router" {
+		return benchRouterCmd(ctx, args[1:], getenv, stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "inference" {
 		if len(args) > 0 && args[0] != "-h" && args[0] != "-help" && args[0] != "--help" {
 			fmt.Fprintf(stderr, "abgate bench: unknown harness %q\n\n", args[0])

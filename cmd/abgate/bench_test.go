@@ -166,7 +166,7 @@ func TestBenchUsage(t *testing.T) {
 		want string // in stderr
 	}{
 		{"no harness", nil, "usage: abgate bench inference"},
-		{"unknown harness", []string{"router"}, `unknown harness "router"`},
+		{"unknown harness", []string{"nope"}, `unknown harness "nope"`},
 		{"help", []string{"-h"}, "-concurrency"},
 	}
 	for _, tt := range tests {

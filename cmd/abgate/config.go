@@ -8,6 +8,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"abgate"
+	"abgate/router"
 )
 
 // Config is what flags and their environment twins set. Flags win.
@@ -28,6 +31,12 @@ type Config struct {
 	// predictions; DefaultRoute is the route of /predict without ?model=.
 	UnitHeader   string
 	DefaultRoute string
+	// CORSOrigins are the origins allowed to call the prediction and
+	// feedback endpoints from a browser; empty means no CORS headers.
+	CORSOrigins []string
+	// TrustedProxies are the IPs and CIDRs whose X-Forwarded-For names the
+	// client IP; empty means the client IP is the connection's address.
+	TrustedProxies []string
 }
 
 // flagSet returns the flags of a subcommand bound to cfg, defaults taken
@@ -51,6 +60,16 @@ func flagSet(name string, cfg *Config, getenv func(string) string, errOut io.Wri
 	str(&cfg.LogLevel, "log-level", "ABGATE_LOG_LEVEL", "info", "log level: debug, info, warn or error")
 	str(&cfg.UnitHeader, "unit-header", "ABGATE_UNIT_HEADER", "", "request header with the unit id of routed predictions (empty: X-User-ID)")
 	str(&cfg.DefaultRoute, "default-route", "ABGATE_DEFAULT_ROUTE", "", "route of POST /predict without ?model= (empty: ?model= is required)")
+
+	list := func(p *[]string, flagName, env, usage string) {
+		*p = splitList(getenv(env))
+		fs.Func(flagName, usage+" (env "+env+")", func(v string) error {
+			*p = splitList(v)
+			return nil
+		})
+	}
+	list(&cfg.CORSOrigins, "cors-origins", "ABGATE_CORS_ORIGINS", "comma-separated origins allowed to call predictions and feedback from browsers (empty: no CORS)")
+	list(&cfg.TrustedProxies, "trusted-proxies", "ABGATE_TRUSTED_PROXIES", "comma-separated IPs and CIDRs of proxies whose X-Forwarded-For is believed (empty: none)")
 
 	demo := false
 	if v := getenv("ABGATE_DEMO"); v != "" {
@@ -86,6 +105,17 @@ func flagSet(name string, cfg *Config, getenv func(string) string, errOut io.Wri
 	return fs, envErrs
 }
 
+// splitList splits a comma-separated list, dropping empty items.
+func splitList(s string) []string {
+	var items []string
+	for item := range strings.SplitSeq(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			items = append(items, item)
+		}
+	}
+	return items
+}
+
 // envErrors collects environment values that do not parse.
 type envErrors struct{ msgs []string }
 
@@ -112,6 +142,12 @@ func (c *Config) validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		return fmt.Errorf("--shutdown-timeout must be positive, got %v", c.ShutdownTimeout)
+	}
+	if _, err := router.NewCORS(router.CORSOptions{Origins: c.CORSOrigins}); err != nil {
+		return fmt.Errorf("--cors-origins: %s", abgate.ErrorMessage(err))
+	}
+	if err := router.CheckTrustedProxies(c.TrustedProxies); err != nil {
+		return fmt.Errorf("--trusted-proxies: %s", abgate.ErrorMessage(err))
 	}
 	if _, err := c.level(); err != nil {
 		return err

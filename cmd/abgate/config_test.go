@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -48,6 +49,8 @@ func TestParseConfig(t *testing.T) {
 		"ABGATE_MAX_BODY_BYTES":       "4096",
 		"ABGATE_MAX_INFER_BODY_BYTES": "8192",
 		"ABGATE_SHUTDOWN_TIMEOUT":     "5s",
+		"ABGATE_CORS_ORIGINS":         "https://a.example, http://localhost:3000",
+		"ABGATE_TRUSTED_PROXIES":      "10.0.0.0/8,::1",
 	}
 	fromEnv := Config{
 		Listen:            "127.0.0.1:9000",
@@ -61,6 +64,8 @@ func TestParseConfig(t *testing.T) {
 		MaxBodyBytes:      4096,
 		MaxInferBodyBytes: 8192,
 		ShutdownTimeout:   5 * time.Second,
+		CORSOrigins:       []string{"https://a.example", "http://localhost:3000"},
+		TrustedProxies:    []string{"10.0.0.0/8", "::1"},
 	}
 	allFlags := []string{
 		"--listen", "127.0.0.1:9100",
@@ -74,6 +79,8 @@ func TestParseConfig(t *testing.T) {
 		"--max-body-bytes", "2048",
 		"--max-infer-body-bytes", "16384",
 		"--shutdown-timeout", "2m",
+		"--cors-origins", "https://flag.example",
+		"--trusted-proxies", "192.168.1.1",
 	}
 	fromFlags := Config{
 		Listen:            "127.0.0.1:9100",
@@ -87,6 +94,8 @@ func TestParseConfig(t *testing.T) {
 		MaxBodyBytes:      2048,
 		MaxInferBodyBytes: 16384,
 		ShutdownTimeout:   2 * time.Minute,
+		CORSOrigins:       []string{"https://flag.example"},
+		TrustedProxies:    []string{"192.168.1.1"},
 	}
 	oneFlag := fromEnv
 	oneFlag.Listen = "127.0.0.1:9200"
@@ -112,7 +121,7 @@ func TestParseConfig(t *testing.T) {
 			if err != nil {
 				t.Fatalf("parse: %v (stderr %q)", err, stderr.String())
 			}
-			if *got != tt.want {
+			if !reflect.DeepEqual(*got, tt.want) {
 				t.Errorf("config\n got %+v\nwant %+v", *got, tt.want)
 			}
 			if len(rest) != 0 {
@@ -211,6 +220,12 @@ func TestValidate(t *testing.T) {
 		{"infer body too small", func(c *Config) { c.MaxInferBodyBytes = 1023 }, "--max-infer-body-bytes"},
 		{"shutdown zero", func(c *Config) { c.ShutdownTimeout = 0 }, "--shutdown-timeout"},
 		{"shutdown negative", func(c *Config) { c.ShutdownTimeout = -time.Second }, "--shutdown-timeout"},
+		{"cors origins", func(c *Config) { c.CORSOrigins = []string{"https://app.example", "http://127.0.0.1:3000"} }, ""},
+		{"cors wildcard", func(c *Config) { c.CORSOrigins = []string{"*"} }, "--cors-origins"},
+		{"cors origin with path", func(c *Config) { c.CORSOrigins = []string{"https://app.example/"} }, "--cors-origins"},
+		{"trusted proxies", func(c *Config) { c.TrustedProxies = []string{"10.0.0.0/8", "192.168.0.1", "fd00::/8"} }, ""},
+		{"trusted proxy not a cidr", func(c *Config) { c.TrustedProxies = []string{"10.0.0.0/33"} }, "--trusted-proxies"},
+		{"trusted proxy a name", func(c *Config) { c.TrustedProxies = []string{"proxy.local"} }, "--trusted-proxies"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -30,6 +30,7 @@ type routing struct {
 	exposures *router.ExposureLog
 	proxy     *router.Proxy
 	feedback  *router.FeedbackAPI
+	cors      *router.CORS // nil: no CORS
 	log       *slog.Logger
 
 	cancel context.CancelFunc
@@ -71,9 +72,15 @@ func startRouting(ctx context.Context, cfg *Config, db *gorm.DB, store *experime
 	}
 	feedback := router.NewFeedbackAPI(db, proxy, log)
 	feedback.MaxBodyBytes = cfg.MaxBodyBytes
+	cors, err := router.NewCORS(router.CORSOptions{Origins: cfg.CORSOrigins, UnitHeader: cfg.UnitHeader})
+	if err != nil {
+		_ = xlog.Close(ctx)
+		pools.Close()
+		return nil, err
+	}
 
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	rt := &routing{pools: pools, exposures: xlog, proxy: proxy, feedback: feedback, log: log, cancel: cancel, done: make(chan struct{})}
+	rt := &routing{pools: pools, exposures: xlog, proxy: proxy, feedback: feedback, cors: cors, log: log, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(rt.done)
 		go func() { _ = watcher.Run(bg) }()
@@ -97,10 +104,17 @@ func startRouting(ctx context.Context, cfg *Config, db *gorm.DB, store *experime
 	return rt, nil
 }
 
-// mount adds the routed prediction endpoints and POST /v1/feedback to r.
+// mount adds the routed prediction endpoints and POST /v1/feedback to r,
+// with their CORS preflight handlers and headers when origins are
+// configured.
 func (rt *routing) mount(r gin.IRouter) {
-	rt.proxy.Mount(r)
-	rt.feedback.Mount(r)
+	g := r
+	if rt.cors != nil {
+		g = r.Group("", rt.cors.Handler())
+		rt.cors.Mount(r, "/v2/models/:model/infer", "/predict", "/predict/batch", "/v1/feedback")
+	}
+	rt.proxy.Mount(g)
+	rt.feedback.Mount(g)
 }
 
 // close stops the background work, waits for shadow copies in flight,
@@ -149,6 +163,10 @@ func routerCmd(ctx context.Context, args []string, getenv func(string) string, s
 		return fmt.Errorf("router: %w", err)
 	}
 	r := newEngine(log)
+	if err := router.TrustProxies(r, cfg.TrustedProxies); err != nil {
+		rt.close(ctx)
+		return err
+	}
 	mountHealth(r, db)
 	rt.mount(r)
 	mountMetrics(r, reg)

@@ -135,6 +135,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	// The router calls the inference server in process, through an engine
 	// of its own; the public engine routes predictions by experiment.
 	local := gin.New()
+	_ = router.TrustProxies(local, nil)
 	local.Use(recovery(log))
 	inf.Mount(local)
 	rt, err := startRouting(ctx, cfg, db, store, local, log, reg)
@@ -142,6 +143,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return fmt.Errorf("router: %w", err)
 	}
 	r := newEngine(log)
+	if err := router.TrustProxies(r, cfg.TrustedProxies); err != nil {
+		rt.close(ctx)
+		return err
+	}
 	inf.MountUnrouted(r)
 	rt.mount(r)
 	mountAdmin(r, cfg, store, db, log)
@@ -170,8 +175,11 @@ func newRegistry() *prometheus.Registry {
 
 // newEngine returns a Gin engine that answers panics, unknown routes and
 // wrong methods with the JSON error body, and tags requests with an id.
+// It trusts no proxy: the client IP is the connection's address (see
+// router.TrustProxies to trust some).
 func newEngine(log *slog.Logger) *gin.Engine {
 	r := gin.New()
+	_ = router.TrustProxies(r, nil)
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
 	r.Use(recovery(log), requestID)
@@ -179,9 +187,8 @@ func newEngine(log *slog.Logger) *gin.Engine {
 		experiments.WriteError(c, abgate.Errorf(abgate.ENOTFOUND, "no route %s %s", c.Request.Method, c.Request.URL.Path))
 	})
 	r.NoMethod(func(c *gin.Context) {
-		c.Status(http.StatusMethodNotAllowed)
-		abgate.WriteHTTPError(c.Writer, abgate.Errorf(abgate.EINVALID, "method %s is not allowed on %s", c.Request.Method, c.Request.URL.Path))
-		c.Abort()
+		err := abgate.Errorf(abgate.EINVALID, "method %s is not allowed on %s", c.Request.Method, c.Request.URL.Path)
+		c.AbortWithStatusJSON(http.StatusMethodNotAllowed, abgate.NewErrorBody(err))
 	})
 	return r
 }
