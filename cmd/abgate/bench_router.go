@@ -450,11 +450,6 @@ func benchDatabase(ctx context.Context, base string, log *slog.Logger) (*gorm.DB
 		drop()
 		return nil, "", nil, err
 	}
-	if err := migrations.EnsurePartitions(ctx, db, time.Now()); err != nil {
-		closeDB(db, log)
-		drop()
-		return nil, "", nil, fmt.Errorf("exposure partitions: %w", err)
-	}
 	return db, dsn, func() { closeDB(db, log); drop() }, nil
 }
 

@@ -149,9 +149,6 @@ func routerCmd(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	defer closeDB(db, log)
-	if err := migrations.EnsurePartitions(ctx, db, time.Now()); err != nil {
-		return fmt.Errorf("exposure partitions: %w", err)
-	}
 	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBackground()
 	go migrations.RunPartitionMaintenance(bgCtx, db, log, 24*time.Hour)

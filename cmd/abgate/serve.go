@@ -46,7 +46,8 @@ func parse(name string, args []string, getenv func(string) string, stderr io.Wri
 	return cfg, fs.Args(), nil
 }
 
-// openDB opens and migrates the configured database.
+// openDB opens and migrates the configured database and makes sure the
+// exposure partitions of this month and the next are there (PostgreSQL).
 func openDB(ctx context.Context, cfg *Config, log *slog.Logger) (*gorm.DB, error) {
 	db, dialect, err := migrations.Open(ctx, cfg.DB, log)
 	if err != nil {
@@ -59,6 +60,10 @@ func openDB(ctx context.Context, cfg *Config, log *slog.Logger) (*gorm.DB, error
 	}
 	for _, m := range applied {
 		log.Info("migration applied", "version", m.Version, "name", m.Name)
+	}
+	if err := migrations.EnsurePartitions(ctx, db, time.Now()); err != nil {
+		closeDB(db, log)
+		return nil, fmt.Errorf("exposure partitions: %w", err)
 	}
 	log.Info("database ready", "dialect", dialect)
 	return db, nil
@@ -94,9 +99,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	defer repo.Close()
-	if err := migrations.EnsurePartitions(ctx, db, time.Now()); err != nil {
-		return fmt.Errorf("exposure partitions: %w", err)
-	}
 	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBackground()
 	go migrations.RunPartitionMaintenance(bgCtx, db, log, 24*time.Hour)
