@@ -133,13 +133,11 @@ func newBenchFlags(o *benchOptions, getenv func(string) string, stderr io.Writer
 	return fs
 }
 
-// parseBenchFlags parses the flags of the inference harness.
-func parseBenchFlags(args []string, getenv func(string) string, stderr io.Writer) (benchOptions, error) {
-	var o benchOptions
-	fs := newBenchFlags(&o, getenv, stderr)
+// parseLoadFlags applies the environment twins of the load flags shared by
+// the harnesses (duration, concurrency, rounds) through fs, so that a bad
+// value reads like a bad flag, parses args and checks the shared bounds.
+func parseLoadFlags(fs *flag.FlagSet, name string, args []string, getenv func(string) string, duration *time.Duration, concurrency, rounds *int) error {
 	envErrs := &envErrors{}
-	// Environment twins of the numeric flags: set through the flag so
-	// that a bad value reads like a bad flag.
 	for _, e := range []struct{ env, flag string }{
 		{"ABGATE_BENCH_DURATION", "duration"},
 		{"ABGATE_BENCH_CONCURRENCY", "concurrency"},
@@ -150,21 +148,31 @@ func parseBenchFlags(args []string, getenv func(string) string, stderr io.Writer
 		}
 	}
 	if err := fs.Parse(args); err != nil {
-		return o, errUsage
+		return errUsage
 	}
 	if err := envErrs.err(); err != nil {
-		return o, err
+		return err
 	}
 	if fs.NArg() > 0 {
-		return o, fmt.Errorf("bench inference takes no arguments, got %q", fs.Args())
+		return fmt.Errorf("%s takes no arguments, got %q", name, fs.Args())
 	}
 	switch {
-	case o.Duration <= 0 || o.Duration > benchMaxDuration:
-		return o, fmt.Errorf("--duration must be above 0 and at most %v, got %v", benchMaxDuration, o.Duration)
-	case o.Concurrency < 1 || o.Concurrency > benchMaxConcurrency:
-		return o, fmt.Errorf("--concurrency must be between 1 and %d, got %d", benchMaxConcurrency, o.Concurrency)
-	case o.Rounds < 1 || o.Rounds > benchMaxRounds:
-		return o, fmt.Errorf("--rounds must be between 1 and %d, got %d", benchMaxRounds, o.Rounds)
+	case *duration <= 0 || *duration > benchMaxDuration:
+		return fmt.Errorf("--duration must be above 0 and at most %v, got %v", benchMaxDuration, *duration)
+	case *concurrency < 1 || *concurrency > benchMaxConcurrency:
+		return fmt.Errorf("--concurrency must be between 1 and %d, got %d", benchMaxConcurrency, *concurrency)
+	case *rounds < 1 || *rounds > benchMaxRounds:
+		return fmt.Errorf("--rounds must be between 1 and %d, got %d", benchMaxRounds, *rounds)
+	}
+	return nil
+}
+
+// parseBenchFlags parses the flags of the inference harness.
+func parseBenchFlags(args []string, getenv func(string) string, stderr io.Writer) (benchOptions, error) {
+	var o benchOptions
+	fs := newBenchFlags(&o, getenv, stderr)
+	if err := parseLoadFlags(fs, "bench inference", args, getenv, &o.Duration, &o.Concurrency, &o.Rounds); err != nil {
+		return o, err
 	}
 	return o, nil
 }

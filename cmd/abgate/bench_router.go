@@ -117,32 +117,10 @@ func parseBenchRouterFlags(args []string, getenv func(string) string, stderr io.
 	fs.IntVar(&o.Rounds, "rounds", 4, "rounds that interleave the loads of a comparison, ABBA (env ABGATE_BENCH_ROUNDS)")
 	fs.IntVar(&o.NginxWorkers, "nginx-workers", 2, "nginx worker_processes, 1 or 2")
 	fs.IntVar(&o.Units, "units", 100_000, "distinct X-User-ID values, sent in turn")
-	envErrs := &envErrors{}
-	for _, e := range []struct{ env, flag string }{
-		{"ABGATE_BENCH_DURATION", "duration"},
-		{"ABGATE_BENCH_CONCURRENCY", "concurrency"},
-		{"ABGATE_BENCH_ROUNDS", "rounds"},
-	} {
-		if v := getenv(e.env); v != "" {
-			envErrs.add(e.env, v, fs.Set(e.flag, v))
-		}
-	}
-	if err := fs.Parse(args); err != nil {
-		return o, errUsage
-	}
-	if err := envErrs.err(); err != nil {
+	if err := parseLoadFlags(fs, "bench router", args, getenv, &o.Duration, &o.Concurrency, &o.Rounds); err != nil {
 		return o, err
 	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("bench router takes no arguments, got %q", fs.Args())
-	}
 	switch {
-	case o.Duration <= 0 || o.Duration > benchMaxDuration:
-		return o, fmt.Errorf("--duration must be above 0 and at most %v, got %v", benchMaxDuration, o.Duration)
-	case o.Concurrency < 1 || o.Concurrency > benchMaxConcurrency:
-		return o, fmt.Errorf("--concurrency must be between 1 and %d, got %d", benchMaxConcurrency, o.Concurrency)
-	case o.Rounds < 1 || o.Rounds > benchMaxRounds:
-		return o, fmt.Errorf("--rounds must be between 1 and %d, got %d", benchMaxRounds, o.Rounds)
 	case o.NginxWorkers < 1 || o.NginxWorkers > 2:
 		return o, fmt.Errorf("--nginx-workers must be 1 or 2, got %d", o.NginxWorkers)
 	case o.Units < 1 || o.Units > 10_000_000:

@@ -47,12 +47,9 @@ func newInferenceServer(cfg *Config, repo *inference.Repository, log *slog.Logge
 // inferenceCmd runs `abgate inference`: the inference server alone, for a
 // pool of model backends that routers forward to.
 func inferenceCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, rest, err := parse("inference", args, getenv, stderr)
+	cfg, err := parseNoArgs("inference", args, getenv, stderr)
 	if err != nil {
 		return err
-	}
-	if len(rest) > 0 {
-		return fmt.Errorf("inference takes no arguments, got %q", rest)
 	}
 	log := cfg.logger(stderr)
 	repo, err := openRepository(cfg, log)

@@ -136,12 +136,9 @@ func (rt *routing) close(ctx context.Context) {
 // routerCmd runs `abgate router`: the router alone, forwarding to remote
 // backends only, for scale-out in front of `abgate inference` servers.
 func routerCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, rest, err := parse("router", args, getenv, stderr)
+	cfg, err := parseNoArgs("router", args, getenv, stderr)
 	if err != nil {
 		return err
-	}
-	if len(rest) > 0 {
-		return fmt.Errorf("router takes no arguments, got %q", rest)
 	}
 	log := cfg.logger(stderr)
 	db, err := openDB(ctx, cfg, log)

@@ -46,6 +46,18 @@ func parse(name string, args []string, getenv func(string) string, stderr io.Wri
 	return cfg, fs.Args(), nil
 }
 
+// parseNoArgs parses the flags of a subcommand that takes no arguments.
+func parseNoArgs(name string, args []string, getenv func(string) string, stderr io.Writer) (*Config, error) {
+	cfg, rest, err := parse(name, args, getenv, stderr)
+	if err != nil {
+		return nil, err
+	}
+	if len(rest) > 0 {
+		return nil, fmt.Errorf("%s takes no arguments, got %q", name, rest)
+	}
+	return cfg, nil
+}
+
 // openDB opens and migrates the configured database and makes sure the
 // exposure partitions of this month and the next are there (PostgreSQL).
 func openDB(ctx context.Context, cfg *Config, log *slog.Logger) (*gorm.DB, error) {
@@ -80,12 +92,9 @@ func closeDB(db *gorm.DB, log *slog.Logger) {
 // serve runs `abgate serve` until ctx is done, then shuts down in reverse
 // order of start: HTTP drain, exposure flush, model sessions, database.
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, rest, err := parse("serve", args, getenv, stderr)
+	cfg, err := parseNoArgs("serve", args, getenv, stderr)
 	if err != nil {
 		return err
-	}
-	if len(rest) > 0 {
-		return fmt.Errorf("serve takes no arguments, got %q", rest)
 	}
 	log := cfg.logger(stderr)
 
