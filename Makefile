@@ -66,7 +66,10 @@ fuzz:
 # (cmd/abgate/bench.go) measures the inference server; `bench router`
 # (cmd/abgate/bench_router.go) the bucketing core, the router against nginx
 # (Debian's package, installed here when absent) and exposure logging on vs
-# off, on a database it creates next to BENCH_POSTGRES and drops.
+# off, on a database it creates next to BENCH_POSTGRES and drops; `bench
+# analytics` (cmd/abgate/bench_analytics.go) a results refresh over 10M
+# exposures and 10M outcomes against a count over the exposures, likewise
+# on a database of its own.
 BENCH_POSTGRES ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 
 bench: $(ORT_LIB)
@@ -74,6 +77,7 @@ bench: $(ORT_LIB)
 	./bin/abgate bench inference
 	-command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || (apt-get update && apt-get install -y nginx-light || apt-get install -y nginx)
 	./bin/abgate bench router --postgres '$(BENCH_POSTGRES)'
+	./bin/abgate bench analytics --postgres '$(BENCH_POSTGRES)'
 
 clean:
 	rm -rf bin

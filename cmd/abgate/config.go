@@ -37,6 +37,14 @@ type Config struct {
 	// TrustedProxies are the IPs and CIDRs whose X-Forwarded-For names the
 	// client IP; empty means the client IP is the connection's address.
 	TrustedProxies []string
+	// AnalyticsInterval is how often results of running experiments are
+	// recomputed; AnalyticsCorrection the multiple-testing correction of
+	// "significant" (holm, bh or none); SequentialNStar tunes the mixing
+	// variance of the sequential test (units per variant).
+	AnalyticsInterval   time.Duration
+	AnalyticsAlpha      float64
+	AnalyticsCorrection string
+	SequentialNStar     float64
 }
 
 // flagSet returns the flags of a subcommand bound to cfg, defaults taken
@@ -102,6 +110,25 @@ func flagSet(name string, cfg *Config, getenv func(string) string, errOut io.Wri
 		shutdown = d
 	}
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", shutdown, "how long to drain requests on SIGTERM (env ABGATE_SHUTDOWN_TIMEOUT)")
+
+	interval := 5 * time.Minute
+	if v := getenv("ABGATE_ANALYTICS_INTERVAL"); v != "" {
+		d, err := time.ParseDuration(v)
+		envErrs.add("ABGATE_ANALYTICS_INTERVAL", v, err)
+		interval = d
+	}
+	fs.DurationVar(&cfg.AnalyticsInterval, "analytics-interval", interval, "how often the results of running experiments are recomputed (env ABGATE_ANALYTICS_INTERVAL)")
+	float := func(p *float64, flagName, env string, def float64, usage string) {
+		if v := getenv(env); v != "" {
+			f, err := strconv.ParseFloat(v, 64)
+			envErrs.add(env, v, err)
+			def = f
+		}
+		fs.Float64Var(p, flagName, def, usage+" (env "+env+")")
+	}
+	float(&cfg.AnalyticsAlpha, "alpha", "ABGATE_ALPHA", 0.05, "significance level of the results")
+	float(&cfg.SequentialNStar, "sequential-n", "ABGATE_SEQUENTIAL_N", 5000, "units per variant where the sequential test is tightest (tunes its mixing variance)")
+	str(&cfg.AnalyticsCorrection, "correction", "ABGATE_CORRECTION", "holm", "multiple-testing correction of \"significant\" across variants x metrics: holm, bh or none")
 	return fs, envErrs
 }
 
@@ -142,6 +169,20 @@ func (c *Config) validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		return fmt.Errorf("--shutdown-timeout must be positive, got %v", c.ShutdownTimeout)
+	}
+	if c.AnalyticsInterval < time.Second {
+		return fmt.Errorf("--analytics-interval must be at least 1s, got %v", c.AnalyticsInterval)
+	}
+	if c.AnalyticsAlpha <= 0 || c.AnalyticsAlpha >= 0.5 {
+		return fmt.Errorf("--alpha must be in (0, 0.5), got %v", c.AnalyticsAlpha)
+	}
+	if c.SequentialNStar < 10 {
+		return fmt.Errorf("--sequential-n must be at least 10, got %v", c.SequentialNStar)
+	}
+	switch c.AnalyticsCorrection {
+	case "holm", "bh", "none":
+	default:
+		return fmt.Errorf("--correction must be holm, bh or none, got %q", c.AnalyticsCorrection)
 	}
 	if _, err := router.NewCORS(router.CORSOptions{Origins: c.CORSOrigins}); err != nil {
 		return fmt.Errorf("--cors-origins: %s", abgate.ErrorMessage(err))

@@ -1,6 +1,6 @@
 // Command abgate is the A/B experimentation platform for machine-learning
 // models: one binary with the subcommands serve (everything in one
-// process), migrate and version.
+// process), router, inference, analytics, migrate, bench and version.
 package main
 
 import (
@@ -29,9 +29,12 @@ commands:
   serve            run everything in one process (admin API, inference, metrics)
   router           run the router alone (routed predictions, feedback; remote backends)
   inference        run the inference server alone (V2 protocol, /predict)
+  analytics        run the results scheduler alone (one leader on PostgreSQL), with the report API
   migrate up       apply pending database migrations
   migrate status   list migrations and whether they are applied
   bench inference  measure inference throughput (make bench)
+  bench router     measure the router against nginx (make bench)
+  bench analytics  measure a results refresh on PostgreSQL (make bench)
   version          print the version
 
 Run "abgate <command> -h" for the flags of a command.
@@ -59,6 +62,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = routerCmd(ctx, rest, getenv, stdout, stderr)
 	case "inference":
 		err = inferenceCmd(ctx, rest, getenv, stdout, stderr)
+	case "analytics":
+		err = analyticsCmd(ctx, rest, getenv, stdout, stderr)
 	case "bench":
 		err = bench(ctx, rest, getenv, stdout, stderr)
 	case "migrate":

@@ -10,11 +10,29 @@ import (
 	"testing"
 	"time"
 
+	"gorm.io/gorm"
+
 	"abgate/experiments"
 	"abgate/migrations"
 	"abgate/migrations/dbtest"
 	"abgate/router"
 )
+
+// migratedSQLite returns the DSN of a new SQLite database, migrated, and
+// the database open (closed when the test ends).
+func migratedSQLite(t *testing.T) (string, *gorm.DB) {
+	t.Helper()
+	dsn := dbtest.SQLiteDSN(t)
+	db, _, err := migrations.Open(t.Context(), dsn, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { closeDB(db, slog.New(slog.DiscardHandler)) })
+	if _, err := migrations.Up(t.Context(), db); err != nil {
+		t.Fatal(err)
+	}
+	return dsn, db
+}
 
 // TestRouterCommand runs `abgate router` in front of an `abgate inference`
 // server registered as the remote backend of two models, with an
@@ -22,16 +40,8 @@ import (
 // Explain says and that feedback is stored.
 func TestRouterCommand(t *testing.T) {
 	inf := startCommand(t, "inference", "/v2/health/ready")
-	dsn := dbtest.SQLiteDSN(t)
 	ctx := t.Context()
-	db, _, err := migrations.Open(ctx, dsn, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { closeDB(db, slog.New(slog.DiscardHandler)) })
-	if _, err := migrations.Up(ctx, db); err != nil {
-		t.Fatal(err)
-	}
+	dsn, db := migratedSQLite(t)
 	store := experiments.NewStore(db, nil)
 	for _, m := range []string{experiments.DemoModelV1, experiments.DemoModelV2} {
 		if _, err := store.RegisterModel(ctx, experiments.ModelRegistration{Name: m, Backends: []string{"http://" + inf.addr}}); err != nil {

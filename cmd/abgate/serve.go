@@ -20,6 +20,7 @@ import (
 	"gorm.io/gorm"
 
 	"abgate"
+	"abgate/analytics"
 	"abgate/experiments"
 	"abgate/migrations"
 	"abgate/router"
@@ -160,10 +161,19 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	inf.MountUnrouted(r)
 	rt.mount(r)
-	mountAdmin(r, cfg, store, db, log)
+	svc := newAnalytics(cfg, db, store, log)
+	reg.MustRegister(analytics.NewGauges(svc))
+	mountAdmin(r, cfg, store, svc, db, log)
 	mountMetrics(r, reg)
+	sched := analytics.NewScheduler(svc, db, cfg.AnalyticsInterval, log)
+	schedDone := make(chan struct{})
+	go func() {
+		defer close(schedDone)
+		sched.Run(bgCtx)
+	}()
 	serveErr := listenAndServe(ctx, cfg, r, log)
 	stopBackground()
+	<-schedDone
 	shutCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	rt.close(shutCtx)
@@ -210,15 +220,26 @@ func mountMetrics(r gin.IRouter, reg *prometheus.Registry) {
 }
 
 // mountAdmin adds /healthz and the admin API (/api/v1, bodies capped at
-// --max-body-bytes).
-func mountAdmin(r gin.IRouter, cfg *Config, store *experiments.Store, db *gorm.DB, log *slog.Logger) {
+// --max-body-bytes) with the report API of svc; the NDJSON import streams
+// bodies of any size.
+func mountAdmin(r gin.IRouter, cfg *Config, store *experiments.Store, svc *analytics.Service, db *gorm.DB, log *slog.Logger) {
 	mountHealth(r, db)
-	api := r.Group("/api/v1", experiments.LimitBody(cfg.MaxBodyBytes))
 	admin := experiments.NewAPI(store, log)
 	admin.Explain = func(_ context.Context, e *experiments.Experiment, unit string, _ *http.Request) (any, error) {
 		return router.Explain(e, unit)
 	}
+	reports := analytics.NewAPI(svc, log)
+	reports.MountImport(r.Group("/api/v1"), admin.Authenticate)
+	api := r.Group("/api/v1", experiments.LimitBody(cfg.MaxBodyBytes))
 	admin.Mount(api)
+	reports.Mount(api)
+}
+
+// newAnalytics returns the analytics service with the settings of cfg.
+func newAnalytics(cfg *Config, db *gorm.DB, store *experiments.Store, log *slog.Logger) *analytics.Service {
+	return analytics.NewService(db, store, log, analytics.Options{Settings: analytics.Settings{
+		Alpha: cfg.AnalyticsAlpha, Correction: cfg.AnalyticsCorrection, SequentialNStar: cfg.SequentialNStar,
+	}})
 }
 
 // mountHealth adds GET /healthz: 200 while the database answers.
