@@ -215,7 +215,6 @@ func (s *Service) Import(ctx context.Context, key string, r io.Reader) (*ImportR
 		}
 	}
 	now := s.opts.Now().UTC()
-	br := bufio.NewReaderSize(r, 64<<10)
 	var batch []Event
 	flush := func() error {
 		if len(batch) == 0 {
@@ -230,41 +229,31 @@ func (s *Service) Import(ctx context.Context, key string, r io.Reader) (*ImportR
 		batch = batch[:0]
 		return nil
 	}
-	for line := 1; ; line++ {
-		text, tooLong, err := readLine(br, MaxEventLine)
-		if err == io.EOF && len(text) == 0 && !tooLong {
-			break
-		}
-		if err != nil && err != io.EOF {
-			if ferr := flush(); ferr != nil {
-				return res, ferr
-			}
-			return res, err
-		}
-		switch trimmed := bytes.TrimSpace(text); {
-		case tooLong:
+	err = eachLine(r, func(line int, text []byte, tooLong bool) error {
+		if tooLong {
 			reject(line, abgate.Errorf(abgate.EINVALID, "line is longer than %d bytes", MaxEventLine))
-		case len(trimmed) == 0:
-			// blank lines are allowed (a trailing newline, for instance)
-		default:
-			ev, perr := ParseEvent(trimmed)
-			if perr == nil {
-				perr = t.check(&ev)
-			}
-			if perr != nil {
-				reject(line, perr)
-			} else {
-				batch = append(batch, ev)
-				if len(batch) >= importBatch {
-					if err := flush(); err != nil {
-						return res, err
-					}
-				}
-			}
+			return nil
 		}
-		if err == io.EOF {
-			break
+		ev, perr := ParseEvent(text)
+		if perr == nil {
+			perr = t.check(&ev)
 		}
+		if perr != nil {
+			reject(line, perr)
+			return nil
+		}
+		batch = append(batch, ev)
+		if len(batch) >= importBatch {
+			return flush()
+		}
+		return nil
+	})
+	if err != nil {
+		// What was read before the failure is kept.
+		if ferr := flush(); ferr != nil {
+			return res, ferr
+		}
+		return res, err
 	}
 	if err := flush(); err != nil {
 		return res, err
@@ -272,22 +261,43 @@ func (s *Service) Import(ctx context.Context, key string, r io.Reader) (*ImportR
 	return res, nil
 }
 
-// readLine reads one line (without its newline) of at most max bytes; a
-// longer line is consumed to its end and reported with tooLong.
-func readLine(br *bufio.Reader, max int) (line []byte, tooLong bool, err error) {
+// eachLine calls fn with each non-blank line of the NDJSON body r (without
+// its newline, trimmed), numbered from 1; a line over MaxEventLine bytes is
+// consumed to its end and passed as nil with tooLong. It stops at the end
+// of r, at a read error, or at fn's error, and returns the error.
+func eachLine(r io.Reader, fn func(line int, text []byte, tooLong bool) error) error {
+	br := bufio.NewReaderSize(r, 64<<10)
 	var buf []byte
-	for {
-		chunk, isPrefix, err := br.ReadLine()
-		if len(buf)+len(chunk) > max {
-			tooLong = true
-		} else {
-			buf = append(buf, chunk...)
+	for line := 1; ; line++ {
+		buf = buf[:0]
+		tooLong := false
+		var err error
+		for {
+			var chunk []byte
+			var isPrefix bool
+			chunk, isPrefix, err = br.ReadLine()
+			if len(buf)+len(chunk) > MaxEventLine {
+				tooLong = true
+			} else if !tooLong {
+				buf = append(buf, chunk...)
+			}
+			if err != nil || !isPrefix {
+				break
+			}
 		}
-		if err != nil {
-			return buf, tooLong, err
+		if err != nil && err != io.EOF {
+			return err
 		}
-		if !isPrefix {
-			return buf, tooLong, nil
+		if trimmed := bytes.TrimSpace(buf); tooLong || len(trimmed) > 0 {
+			if tooLong {
+				trimmed = nil
+			}
+			if ferr := fn(line, trimmed, tooLong); ferr != nil {
+				return ferr
+			}
+		}
+		if err == io.EOF {
+			return nil
 		}
 	}
 }

@@ -39,14 +39,21 @@ func (a *API) Mount(g gin.IRoutes) {
 	viewer, editor := experiments.Require(experiments.RoleViewer), experiments.Require(experiments.RoleEditor)
 	g.GET("/experiments/:key/results", viewer, a.results)
 	g.POST("/experiments/:key/refresh", editor, a.refresh)
+	g.GET("/experiments/:key/drift", viewer, a.drift)
+	g.GET("/experiments/:key/drift/summary", viewer, a.driftSummary)
+	g.GET("/models/:name/reference", viewer, a.getReference)
 	g.GET("/power", viewer, a.power)
 }
 
-// MountImport adds POST /experiments/{key}/events to g. The import streams
-// bodies of any size, so g must not cap bodies; auth is the group's
-// authentication middleware, run before the role check.
+// MountImport adds the NDJSON uploads to g: POST /experiments/{key}/events,
+// /models/{m}/reference and /models/{m}/observations. They stream bodies of
+// any size, so g must not cap bodies; auth is the group's authentication
+// middleware, run before the role check.
 func (a *API) MountImport(g gin.IRoutes, auth gin.HandlerFunc) {
-	g.POST("/experiments/:key/events", auth, experiments.Require(experiments.RoleEditor), a.importEvents)
+	editor := experiments.Require(experiments.RoleEditor)
+	g.POST("/experiments/:key/events", auth, editor, a.importEvents)
+	g.POST("/models/:name/reference", auth, editor, a.uploadReference)
+	g.POST("/models/:name/observations", auth, editor, a.observe)
 }
 
 func (a *API) fail(c *gin.Context, err error) {
@@ -95,6 +102,10 @@ func (a *API) refresh(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
+	if _, err := a.svc.RefreshDrift(c.Request.Context(), c.Param("key")); err != nil {
+		a.fail(c, err)
+		return
+	}
 	c.JSON(http.StatusOK, r)
 }
 
@@ -106,11 +117,14 @@ var importContentTypes = map[string]bool{
 	"application/x-jsonl":  true,
 }
 
+// isNDJSON reports whether contentType is one of importContentTypes.
+func isNDJSON(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && importContentTypes[mt]
+}
+
 func (a *API) importEvents(c *gin.Context) {
-	mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
-	if err != nil || !importContentTypes[mt] {
-		err := abgate.FieldErrorf("Content-Type", "Content-Type must be application/x-ndjson (one JSON event per line), got %q", c.GetHeader("Content-Type"))
-		c.AbortWithStatusJSON(http.StatusUnsupportedMediaType, abgate.NewErrorBody(err))
+	if !checkNDJSON(c) {
 		return
 	}
 	res, err := a.svc.Import(c.Request.Context(), c.Param("key"), c.Request.Body)

@@ -29,6 +29,9 @@ type Options struct {
 	HistoryLimit int
 	// Now returns the time; nil means time.Now.
 	Now func() time.Time
+	// DriftShare is the share of drifted features that makes dataset
+	// drift; 0 means 0.5.
+	DriftShare float64
 }
 
 // Service computes, stores and reads experiment reports.
@@ -38,8 +41,9 @@ type Service struct {
 	log   *slog.Logger
 	opts  Options
 
-	mu     sync.Mutex
-	latest map[string]*Report // by experiment key, for the gauges
+	mu          sync.Mutex
+	latest      map[string]*Report      // by experiment key, for the gauges
+	latestDrift map[string]*DriftReport // by experiment key, for the gauges
 	// refreshing serialises refreshes of one experiment, so that the
 	// running minimum of sequential p-values reads the previous snapshot.
 	refreshing map[string]*sync.Mutex
@@ -58,7 +62,7 @@ func NewService(db *gorm.DB, store *experiments.Store, log *slog.Logger, opts Op
 	}
 	opts.Settings = opts.Settings.withDefaults()
 	return &Service{db: db, store: store, log: log, opts: opts,
-		latest: map[string]*Report{}, refreshing: map[string]*sync.Mutex{}}
+		latest: map[string]*Report{}, latestDrift: map[string]*DriftReport{}, refreshing: map[string]*sync.Mutex{}}
 }
 
 // snapshotRow is a row of analytics_snapshots.
@@ -260,6 +264,12 @@ func (s *Service) RefreshRunning(ctx context.Context) (int, error) {
 			s.log.Error("results refresh failed", "experiment", e.Key, "err", err)
 			continue
 		}
+		if _, err := s.RefreshDrift(ctx, e.Key); err != nil {
+			if errors.Is(err, context.Canceled) {
+				return n, err
+			}
+			s.log.Error("drift refresh failed", "experiment", e.Key, "err", err)
+		}
 		n++
 	}
 	return n, nil
@@ -286,6 +296,18 @@ func (s *Service) LoadLatest(ctx context.Context) error {
 		if r != nil {
 			s.remember(r)
 		}
+		var ds []driftSnapshotRow
+		if err := s.db.WithContext(ctx).Where("experiment_id = ?", id).Order("computed_at DESC, id DESC").Limit(1).Find(&ds).Error; err != nil {
+			return err
+		}
+		if len(ds) == 1 {
+			var d DriftReport
+			if err := json.Unmarshal([]byte(ds[0].Report), &d); err == nil {
+				s.mu.Lock()
+				s.latestDrift[e.Key] = &d
+				s.mu.Unlock()
+			}
+		}
 	}
 	s.mu.Lock()
 	for k := range s.latest {
@@ -293,8 +315,24 @@ func (s *Service) LoadLatest(ctx context.Context) error {
 			delete(s.latest, k)
 		}
 	}
+	for k := range s.latestDrift {
+		if !keep[k] {
+			delete(s.latestDrift, k)
+		}
+	}
 	s.mu.Unlock()
 	return nil
+}
+
+// latestDriftReports returns the drift reports the gauges export.
+func (s *Service) latestDriftReports() []*DriftReport {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*DriftReport, 0, len(s.latestDrift))
+	for _, r := range s.latestDrift {
+		out = append(out, r)
+	}
+	return out
 }
 
 // latestReports returns the reports the gauges export.

@@ -373,6 +373,12 @@ func TestREADME(t *testing.T) {
 			for _, want := range []string{
 				`{"error":{"code":"conflict","message":"experiment \"new-ranker\" is at version 2, not 1: reload it and apply the change again","field":"version"}}`,
 				`{"error":{"code":"forbidden",`,
+				// The results and drift examples.
+				`{"accepted":3,"duplicates":0,"rejected":1,"rejects":[{"line":4,"error":"value must be a number, got string"}]}`,
+				`"n_per_variant":14751,"variants":2,"n_total":29502}`,
+				`experiment,computed_at,metric,type,role,direction,variant,control,n,`,
+				`{"accepted":300,"rejected":0,"rejects":[],"new_features":[]}`,
+				`{"name":"age","type":"numeric","method":"ks","statistic":0.7,`,
 			} {
 				if !strings.Contains(out, want) {
 					t.Errorf("README output lacks %s\noutput:\n%s", want, out)
