@@ -69,7 +69,8 @@ fuzz:
 # off, on a database it creates next to BENCH_POSTGRES and drops; `bench
 # analytics` (cmd/abgate/bench_analytics.go) a results refresh over 10M
 # exposures and 10M outcomes against a count over the exposures, likewise
-# on a database of its own.
+# on a database of its own; `bench drift` (cmd/abgate/bench_drift.go) a
+# drift report over 1M observations of 20 features x 3 variants.
 BENCH_POSTGRES ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 
 bench: $(ORT_LIB)
@@ -78,6 +79,7 @@ bench: $(ORT_LIB)
 	-command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || (apt-get update && apt-get install -y nginx-light || apt-get install -y nginx)
 	./bin/abgate bench router --postgres '$(BENCH_POSTGRES)'
 	./bin/abgate bench analytics --postgres '$(BENCH_POSTGRES)'
+	./bin/abgate bench drift --postgres '$(BENCH_POSTGRES)'
 
 clean:
 	rm -rf bin

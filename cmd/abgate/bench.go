@@ -95,6 +95,9 @@ type benchOptions struct {
 
 // bench runs `abgate bench <harness>`: inference, or router (bench_router.go).
 func bench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "drift" {
+		return benchDriftCmd(ctx, args[1:], getenv, stdout, stderr)
+	}
 	if len(args) > 0 && args[0] == "analytics" {
 		return benchAnalyticsCmd(ctx, args[1:], getenv, stdout, stderr)
 	}

@@ -35,6 +35,7 @@ commands:
   bench inference  measure inference throughput (make bench)
   bench router     measure the router against nginx (make bench)
   bench analytics  measure a results refresh on PostgreSQL (make bench)
+  bench drift      measure a drift report on PostgreSQL (make bench)
   version          print the version
 
 Run "abgate <command> -h" for the flags of a command.
