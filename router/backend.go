@@ -129,12 +129,21 @@ type RemoteBackend struct {
 	base      string // scheme://host[:port][/prefix], no trailing slash
 	transport http.RoundTripper
 	timeout   time.Duration
+
+	// The direct path (backendconn.go), for an http:// base with a
+	// backendClient transport; direct is nil otherwise.
+	direct *backendClient
+	addr   string // host:port to dial
+	host   string // the Host field
+	prefix string // the path of base
 }
 
 // NewRemoteBackend returns a RemoteBackend for base, an http:// or
 // https:// URL without credentials, query or fragment (EINVALID otherwise).
 // Requests go through transport, which pools share (nil: a new transport
-// from backendTransport, not shared). timeout bounds each request from
+// from backendTransport, not shared); with the transport of
+// backendTransport, requests to an http:// base are exchanged on the
+// caller's goroutine (backendconn.go). timeout bounds each request from
 // sending to the last byte of the answer; zero means 30 s.
 func NewRemoteBackend(base string, transport http.RoundTripper, timeout time.Duration) (*RemoteBackend, error) {
 	u, err := url.Parse(base)
@@ -148,31 +157,22 @@ func NewRemoteBackend(base string, transport http.RoundTripper, timeout time.Dur
 	if timeout <= 0 {
 		timeout = backendDefaultTimeout
 	}
-	return &RemoteBackend{base: strings.TrimRight(u.String(), "/"), transport: transport, timeout: timeout}, nil
+	b := &RemoteBackend{base: strings.TrimRight(u.String(), "/"), transport: transport, timeout: timeout}
+	if c, ok := transport.(*backendClient); ok && u.Scheme == "http" {
+		prefix, ok := strings.CutPrefix(b.base, "http://"+u.Host)
+		if ok && (prefix == "" || backendPlainTarget(prefix)) {
+			b.direct, b.host, b.prefix = c, u.Host, prefix
+			b.addr = u.Host
+			if u.Port() == "" {
+				b.addr = net.JoinHostPort(u.Hostname(), "80")
+			}
+		}
+	}
+	return b, nil
 }
 
 // String names the backend in metrics and logs: its base URL.
 func (b *RemoteBackend) String() string { return b.base }
-
-// backendTransport returns an http.Transport tuned for a proxy that talks
-// to a few hosts at a high rate: many idle keep-alive connections per
-// host, short dial and header timeouts, no transparent compression (the
-// client's Accept-Encoding and the backend's Content-Encoding pass through
-// untouched).
-func backendTransport() *http.Transport {
-	d := &net.Dialer{Timeout: time.Second, KeepAlive: 30 * time.Second}
-	return &http.Transport{
-		Proxy:                 nil, // backends are reached directly
-		DialContext:           d.DialContext,
-		MaxIdleConns:          1024,
-		MaxIdleConnsPerHost:   256,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   5 * time.Second,
-		ExpectContinueTimeout: time.Second,
-		DisableCompression:    true,
-		ForceAttemptHTTP2:     false,
-	}
-}
 
 // backendHopHeaders are the hop-by-hop headers a proxy must not forward
 // (RFC 9110 §7.6.1).
@@ -188,18 +188,42 @@ func backendCleanHeader(h http.Header) http.Header {
 	if out == nil {
 		return make(http.Header)
 	}
-	for _, v := range out["Connection"] {
+	backendStripHeader(out)
+	return out
+}
+
+// backendStripHeader removes the hop-by-hop headers from h, including
+// those named by Connection, and Content-Length.
+func backendStripHeader(h http.Header) {
+	for _, v := range h["Connection"] {
 		for _, name := range strings.Split(v, ",") {
 			if name = strings.TrimSpace(name); name != "" {
-				out.Del(name)
+				h.Del(name)
 			}
 		}
 	}
 	for _, name := range backendHopHeaders {
-		out.Del(name)
+		h.Del(name)
 	}
-	out.Del("Content-Length") // recomputed from the body
-	return out
+	h.Del("Content-Length") // recomputed from the body
+}
+
+// backendSendsAsIs reports whether a request can carry h itself: it has
+// a User-Agent (so the transport adds none of its own) and nothing that
+// backendStripHeader removes. Most requests do, and are then sent without
+// a copy of their header.
+func backendSendsAsIs(h http.Header) bool {
+	if _, ok := h["User-Agent"]; !ok {
+		return false
+	}
+	for k := range h {
+		switch k {
+		case "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
+			"Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade", "Content-Length":
+			return false
+		}
+	}
+	return true
 }
 
 // Forward implements Forwarder. The request carries header without its
@@ -208,6 +232,15 @@ func backendCleanHeader(h http.Header) http.Header {
 func (b *RemoteBackend) Forward(ctx context.Context, method, target string, header http.Header, body []byte) (int, http.Header, []byte, error) {
 	if !strings.HasPrefix(target, "/") {
 		return 0, nil, nil, abgate.Errorf(abgate.EINVALID, "bad forward target %q", target)
+	}
+	if !backendSendsAsIs(header) {
+		header = backendCleanHeader(header)
+		if _, ok := header["User-Agent"]; !ok {
+			header.Set("User-Agent", "") // do not add Go's default
+		}
+	}
+	if b.direct != nil && backendDirect(method, target, header) {
+		return b.forwardDirect(ctx, method, target, header, body)
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.timeout)
 	defer cancel()
@@ -218,10 +251,7 @@ func (b *RemoteBackend) Forward(ctx context.Context, method, target string, head
 	// NewRequest sets GetBody for a bytes.Reader, so the transport itself
 	// replays the request on a pooled connection the server closed before
 	// anything was written.
-	req.Header = backendCleanHeader(header)
-	if _, ok := req.Header["User-Agent"]; !ok {
-		req.Header.Set("User-Agent", "") // do not add Go's default
-	}
+	req.Header = header // the transport only reads it
 	resp, err := b.transport.RoundTrip(req)
 	if err != nil {
 		return 0, nil, nil, backendFail(b.base, "backend unreachable", err)
@@ -234,7 +264,8 @@ func (b *RemoteBackend) Forward(ctx context.Context, method, target string, head
 	if len(data) > backendMaxResponse {
 		return 0, nil, nil, backendFail(b.base, "backend answer too large", errors.New("answer over 256 MiB"))
 	}
-	return resp.StatusCode, backendCleanHeader(resp.Header), data, nil
+	backendStripHeader(resp.Header) // the answer's header is this call's own
+	return resp.StatusCode, resp.Header, data, nil
 }
 
 // backendError is a failure to get an answer from a backend: an

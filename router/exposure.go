@@ -101,6 +101,18 @@ func expoValues(e *Exposure) []any {
 	return v
 }
 
+// expoPointers fills vals with pointers to the fields of e in the order of
+// expoColumns, for COPY, which encodes each row before it asks for the
+// next: no value is boxed, so a batch allocates nothing per row. nil
+// pointers become NULL; the time is stored as an instant, whatever its
+// location.
+func expoPointers(vals []any, e *Exposure) []any {
+	vals[0], vals[1], vals[2], vals[3] = &e.ExperimentID, &e.VariantID, &e.UnitID, &e.RequestID
+	vals[4], vals[5], vals[6], vals[7] = &e.At, &e.LatencyUS, &e.Status, &e.Fallback
+	vals[8], vals[9], vals[10], vals[11] = &e.Shadow, e.PredictedLabel, e.Confidence, e.EventID
+	return vals
+}
+
 // expoPostgresStore writes exposures with COPY.
 //
 // The COPY runs on a connection of the *sql.DB that GORM uses: sql.Conn.Raw
@@ -184,8 +196,9 @@ func (s *expoPostgresStore) copy(ctx context.Context, c *pgx.Conn, rows []Exposu
 	if err := tx.QueryRow(ctx, `SELECT pg_current_xact_id()::text`).Scan(&xid); err != nil {
 		return fmt.Errorf("exposures: transaction id: %w", err)
 	}
+	vals := make([]any, len(expoColumns))
 	n, err := tx.CopyFrom(ctx, pgx.Identifier{"exposures"}, expoColumns,
-		pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) { return expoValues(&rows[i]), nil }))
+		pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) { return expoPointers(vals, &rows[i]), nil }))
 	if err != nil {
 		return fmt.Errorf("exposures: copy: %w", err)
 	}

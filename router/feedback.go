@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"math"
 	"net/http"
@@ -392,10 +393,14 @@ func (f *FeedbackAPI) experiment(db *gorm.DB, where string, arg any) (*feedbackE
 // recentExposures remembers the experiment and unit of the last routed
 // requests, in two generations of at most recentPerGeneration entries, so
 // that feedback sent right after a prediction finds it before its exposure
-// is written.
+// is written. The generations hold no pointers, so that the garbage
+// collector does not walk their entries on every cycle: each keeps the
+// request and unit ids in one byte arena, indexed by a hash of the request
+// id. The zero value is empty and ready to use.
 type recentExposures struct {
 	mu        sync.Mutex
-	cur, prev map[string]recentExposure
+	seed      maphash.Seed // made with the first generation
+	cur, prev *recentGeneration
 }
 
 type recentExposure struct {
@@ -405,26 +410,65 @@ type recentExposure struct {
 
 const recentPerGeneration = 50000
 
+// recentGeneration is one generation of recentExposures.
+type recentGeneration struct {
+	index map[uint64]recentSlot // by the hash of the request id
+	arena []byte
+}
+
+// recentSlot locates an entry in its generation's arena: the request id
+// at off, then the unit id.
+type recentSlot struct {
+	experimentID    int64
+	off             uint32
+	reqLen, unitLen uint32
+}
+
 func (r *recentExposures) add(requestID string, experimentID int64, unitID string) {
 	if requestID == "" {
 		return
 	}
+	n := len(requestID) + len(unitID)
 	r.mu.Lock()
-	if r.cur == nil || len(r.cur) >= recentPerGeneration {
-		r.prev, r.cur = r.cur, make(map[string]recentExposure, 1024)
+	defer r.mu.Unlock()
+	if r.cur == nil {
+		r.seed = maphash.MakeSeed()
 	}
-	r.cur[requestID] = recentExposure{experimentID, unitID}
-	r.mu.Unlock()
+	if g := r.cur; g == nil || len(g.index) >= recentPerGeneration || len(g.arena)+n > math.MaxUint32 {
+		r.prev = r.cur
+		r.cur = &recentGeneration{
+			index: make(map[uint64]recentSlot, recentPerGeneration),
+			arena: make([]byte, 0, recentPerGeneration*48), // a 32-digit request id and a short unit id
+		}
+	}
+	if n > math.MaxUint32 {
+		return
+	}
+	g := r.cur
+	slot := recentSlot{experimentID: experimentID, off: uint32(len(g.arena)), reqLen: uint32(len(requestID)), unitLen: uint32(len(unitID))}
+	g.arena = append(append(g.arena, requestID...), unitID...)
+	g.index[maphash.String(r.seed, requestID)] = slot
 }
 
 func (r *recentExposures) get(requestID string) (recentExposure, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if e, ok := r.cur[requestID]; ok {
-		return e, true
+	if r.cur == nil {
+		return recentExposure{}, false
 	}
-	e, ok := r.prev[requestID]
-	return e, ok
+	h := maphash.String(r.seed, requestID)
+	for _, g := range [2]*recentGeneration{r.cur, r.prev} {
+		if g == nil {
+			continue
+		}
+		// A different request id of the same hash replaced the entry: a
+		// miss, as if it had aged out.
+		if s, ok := g.index[h]; ok && string(g.arena[s.off:s.off+s.reqLen]) == requestID {
+			unit := g.arena[s.off+s.reqLen : s.off+s.reqLen+s.unitLen]
+			return recentExposure{s.experimentID, string(unit)}, true
+		}
+	}
+	return recentExposure{}, false
 }
 
 // RecentExposure implements RecentExposures over the requests this Proxy

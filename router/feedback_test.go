@@ -175,3 +175,39 @@ func FuzzParseFeedback(f *testing.F) {
 		}
 	})
 }
+
+func TestRecentExposures(t *testing.T) {
+	var r recentExposures
+	if _, ok := r.get("r-0"); ok {
+		t.Fatal("empty log found r-0")
+	}
+	for i := range recentPerGeneration + 10 {
+		r.add(fmt.Sprint("r-", i), int64(i), fmt.Sprint("u-", i))
+	}
+	r.add("", 1, "u") // ignored
+	for _, tc := range []struct {
+		req  string
+		want recentExposure
+		ok   bool
+	}{
+		{"r-0", recentExposure{0, "u-0"}, true}, // previous generation
+		{fmt.Sprint("r-", recentPerGeneration+9), recentExposure{recentPerGeneration + 9, fmt.Sprint("u-", recentPerGeneration+9)}, true},
+		{"r-x", recentExposure{}, false},
+		{"", recentExposure{}, false},
+	} {
+		got, ok := r.get(tc.req)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("get(%q) = %v, %v; want %v, %v", tc.req, got, ok, tc.want, tc.ok)
+		}
+	}
+	r.add("r-0", 7, "u-again") // the current generation wins
+	if got, _ := r.get("r-0"); got != (recentExposure{7, "u-again"}) {
+		t.Errorf("get(r-0) after a second add = %v", got)
+	}
+	for i := range recentPerGeneration {
+		r.add(fmt.Sprint("s-", i), 0, "")
+	}
+	if _, ok := r.get("r-1"); ok {
+		t.Error("r-1 outlived two generations")
+	}
+}

@@ -55,8 +55,9 @@ type PoolOptions struct {
 	EjectFor time.Duration
 	// Transport carries the requests to remote backends. Nil means one
 	// tuned transport (keep-alive, 256 idle connections per host, 1 s dial
-	// timeout) that all pools of a Pools share; Pools.Close closes its idle
-	// connections.
+	// timeout) that all pools of a Pools share, which exchanges with
+	// http:// backends on the caller's goroutine (backendconn.go);
+	// Pools.Close closes its idle connections.
 	Transport http.RoundTripper
 }
 
@@ -443,7 +444,7 @@ type Pools struct {
 	log       *slog.Logger
 	metrics   *poolMetrics
 	transport http.RoundTripper
-	own       *http.Transport // the transport built here, if any
+	own       *backendClient // the transport built here, if any
 
 	cur atomic.Pointer[map[string]*Pool]
 

@@ -8,7 +8,6 @@ package router
 // asynchronous copies whose answers are recorded and never returned.
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -18,6 +17,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"strconv"
 	"strings"
@@ -248,7 +248,10 @@ func (p *Proxy) handle(kind proxyKind) gin.HandlerFunc {
 		ctx := c.Request.Context()
 		req := c.Request
 
-		query := req.URL.Query()
+		var query url.Values // nil without a query: reads and Del work on it
+		if req.URL.RawQuery != "" {
+			query = req.URL.Query()
+		}
 		var route string
 		if kind == proxyV2 {
 			route = c.Param("model")
@@ -390,15 +393,20 @@ func (p *Proxy) handle(kind proxyKind) gin.HandlerFunc {
 			experiments.WriteError(c, abgate.Errorf(abgate.EUNAVAILABLE, "model %q is unavailable: %s", served.model, abgate.ErrorMessage(ferr)))
 			return
 		}
+		wh := c.Writer.Header()
 		for k, vs := range rh {
 			if proxyAnswerSkip[k] {
 				continue
 			}
-			for _, v := range vs {
-				c.Writer.Header().Add(k, v)
+			// rh is this request's own: its values can be handed over.
+			k = textproto.CanonicalMIMEHeaderKey(k)
+			if cur, ok := wh[k]; ok {
+				wh[k] = append(cur, vs...)
+			} else {
+				wh[k] = vs
 			}
 		}
-		c.Writer.Header().Set("Content-Length", strconv.Itoa(len(rb)))
+		wh["Content-Length"] = []string{strconv.Itoa(len(rb))}
 		c.Writer.WriteHeader(status)
 		_, _ = c.Writer.Write(rb)
 	}
@@ -553,98 +561,6 @@ func latencyUS(d time.Duration) int32 {
 		return math.MaxInt32
 	}
 	return int32(us)
-}
-
-// extractPrediction returns the predicted label and confidence of an
-// answer, nil when it has none: for V2, the first element of the output
-// named "label", else the argmax of the first row of "probabilities"
-// (whose maximum is the confidence); for the image API, label (else
-// predicted_class) and confidence of the first prediction. Binary tensor
-// answers are not read.
-func extractPrediction(kind proxyKind, h http.Header, body []byte) (*string, *float32) {
-	if len(body) == 0 || body[0] != '{' || h.Get("Inference-Header-Content-Length") != "" {
-		return nil, nil
-	}
-	if kind == proxyV2 {
-		return extractV2(body)
-	}
-	return extractImage(body)
-}
-
-// v2Output is the part of a V2 output tensor that extraction reads.
-type v2Output struct {
-	Name  string          `json:"name"`
-	Shape []int64         `json:"shape"`
-	Data  json.RawMessage `json:"data"`
-}
-
-func extractV2(body []byte) (*string, *float32) {
-	var resp struct {
-		Outputs []v2Output `json:"outputs"`
-	}
-	if json.Unmarshal(body, &resp) != nil {
-		return nil, nil
-	}
-	var label *string
-	var conf *float32
-	for _, o := range resp.Outputs {
-		switch o.Name {
-		case "label":
-			var data []any
-			if json.Unmarshal(o.Data, &data) == nil && len(data) > 0 {
-				if s, ok := targetString(data[0]); ok {
-					label = &s
-				}
-			}
-		case "probabilities":
-			var data []float64
-			if json.Unmarshal(o.Data, &data) != nil || len(data) == 0 {
-				continue
-			}
-			k := len(data)
-			if len(o.Shape) > 0 && o.Shape[len(o.Shape)-1] > 0 && int(o.Shape[len(o.Shape)-1]) < k {
-				k = int(o.Shape[len(o.Shape)-1])
-			}
-			best := 0
-			for i := 1; i < k; i++ {
-				if data[i] > data[best] {
-					best = i
-				}
-			}
-			c := float32(data[best])
-			conf = &c
-			if label == nil {
-				s := strconv.Itoa(best)
-				label = &s
-			}
-		}
-	}
-	return label, conf
-}
-
-// imagePrediction is the part of an image API answer that extraction
-// reads.
-type imagePrediction struct {
-	PredictedClass *int              `json:"predicted_class"`
-	Label          *string           `json:"label"`
-	Confidence     *float32          `json:"confidence"`
-	Predictions    []imagePrediction `json:"predictions"`
-}
-
-func extractImage(body []byte) (*string, *float32) {
-	var p imagePrediction
-	if json.Unmarshal(bytes.TrimSpace(body), &p) != nil {
-		return nil, nil
-	}
-	if p.Label == nil && p.PredictedClass == nil && len(p.Predictions) > 0 {
-		p = p.Predictions[0]
-	}
-	label := p.Label
-	if label == nil && p.PredictedClass != nil {
-		s := strconv.Itoa(*p.PredictedClass)
-		label = &s
-	}
-	return label, p.Confidence
 }
 
 // proxyMetrics are the Proxy's metrics.
