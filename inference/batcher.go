@@ -86,6 +86,10 @@ type BatcherOptions struct {
 // of the data) is run again one request at a time, so that only the
 // requests at fault get the error; other errors reach every request.
 //
+// A request that finds the queue empty and a worker free, and that would
+// not wait for others to join it, runs at once in the goroutine of its
+// Submit and holds a worker's place while it runs.
+//
 // A request that runs alone runs with its own context. A batch of several
 // requests runs with a context of its own, without their values, that is
 // cancelled once every one of them is cancelled.
@@ -174,13 +178,34 @@ func (b *Batcher) Submit(ctx context.Context, inputs []Tensor, outputs []string)
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("inference request not queued: %w", err)
 	}
+	batchable := b.opts.MaxBatchSize > 1 && (b.opts.CanBatch == nil || b.opts.CanBatch(inputs, outputs))
+	b.mu.Lock()
+	if !b.closed && len(b.queue) == 0 && b.runsNow(batchable) {
+		// Nothing waits and a worker would take the request alone at
+		// once: run it here, without the hand-off to a worker and back.
+		b.busy.Add(1)
+		b.wg.Add(1)
+		b.mu.Unlock()
+		defer b.wg.Done()
+		if b.opts.OnQueueWait != nil {
+			b.opts.OnQueueWait(0)
+		}
+		if b.opts.OnBatch != nil {
+			b.opts.OnBatch(batchRows(inputs))
+		}
+		outs, err := b.safeRun(ctx, inputs, outputs)
+		b.finished()
+		return outs, err
+	}
+	b.mu.Unlock()
+
 	r := &batchRequest{
 		ctx:     ctx,
 		inputs:  inputs,
 		outputs: outputs,
 		done:    make(chan batchResult, 1),
 	}
-	if b.opts.MaxBatchSize > 1 && (b.opts.CanBatch == nil || b.opts.CanBatch(inputs, outputs)) {
+	if batchable {
 		r.key, r.rows = batchKey(inputs, outputs, b.opts.MaxBatchSize)
 	}
 	if r.key == "" {
@@ -216,6 +241,28 @@ func (b *Batcher) Submit(ctx context.Context, inputs []Tensor, outputs []string)
 		}
 		b.mu.Unlock()
 		return nil, fmt.Errorf("inference request cancelled: %w", ctx.Err())
+	}
+}
+
+// runsNow reports whether a request arriving at an empty queue would run
+// alone at once: a worker is free, and a batchable request would not wait
+// for others to join it (a batch waits to fill only while every other
+// worker is busy). b.mu must be held.
+func (b *Batcher) runsNow(batchable bool) bool {
+	busy := int(b.busy.Load())
+	if batchable && b.opts.MaxQueueDelay > 0 {
+		return busy < b.opts.Workers-1
+	}
+	return busy < b.opts.Workers
+}
+
+// finished is called when a run ends: a worker is free, so the collector
+// may take a batch or stop waiting for its batch to fill.
+func (b *Batcher) finished() {
+	b.busy.Add(-1)
+	select {
+	case b.arrive <- struct{}{}:
+	default:
 	}
 }
 
@@ -274,13 +321,7 @@ func (b *Batcher) work() {
 			return
 		}
 		b.runBatch(batch)
-		b.busy.Add(-1)
-		// A worker is free: the collector may stop waiting for its batch
-		// to fill.
-		select {
-		case b.arrive <- struct{}{}:
-		default:
-		}
+		b.finished()
 	}
 }
 
@@ -302,6 +343,13 @@ func (b *Batcher) nextBatch(timer *time.Timer) ([]*batchRequest, bool) {
 			case <-b.arrive:
 			case <-b.closing:
 			}
+			continue
+		}
+		if int(b.busy.Load()) >= b.opts.Workers {
+			// Requests that run in Submit hold every run: wait for one
+			// to end (finished wakes the collector).
+			b.mu.Unlock()
+			<-b.arrive
 			continue
 		}
 		head := b.queue[0]
@@ -341,16 +389,17 @@ func (b *Batcher) nextBatch(timer *time.Timer) ([]*batchRequest, bool) {
 		clear(b.queue[len(kept):])
 		b.queue = kept
 		b.depthChanged()
-		b.mu.Unlock()
 		if len(taken) == 0 {
+			b.mu.Unlock()
 			continue
 		}
+		b.busy.Add(1)
+		b.mu.Unlock()
 		if b.opts.OnQueueWait != nil {
 			for _, r := range taken {
 				b.opts.OnQueueWait(now.Sub(r.queued))
 			}
 		}
-		b.busy.Add(1)
 		return taken, true
 	}
 }

@@ -40,6 +40,10 @@ type IOSpec struct {
 	rankKnown bool     // false when the model gives no shape at all
 	elem      ort.TensorElementDataType
 	prealloc  bool // abgate allocates this output (see needsPrealloc)
+	// sized: the output's shape follows from the inputs' (every axis
+	// static or named like an input axis), so abgate may allocate it in
+	// Go before a run and save ONNX Runtime's allocation and a copy.
+	sized     bool
 	batchAxis bool // the first axis is dynamic: rows of a batch (see batchableInputs)
 }
 
@@ -64,10 +68,15 @@ type Model struct {
 	runOutputs  []int          // indices of the servable outputs, the session's outputs
 	runSlot     []int          // index in Outputs -> index in runOutputs, -1 if not servable
 	pool        *sessionPool
-	batcher     *Batcher                 // the dynamic batcher in front of the pool
-	batchable   bool                     // requests may share a run: max_batch_size > 1 and batchableInputs
-	closing     atomic.Bool              // Close was called
-	obs         *atomic.Pointer[metrics] // the collectors of the repository's server; nil outside a repository
+	batcher     *Batcher    // the dynamic batcher in front of the pool
+	batchable   bool        // requests may share a run: max_batch_size > 1 and batchableInputs
+	closing     atomic.Bool // Close was called
+	// unsized is set when a run failed with its sized outputs
+	// allocated from their declared shapes and succeeded without: the
+	// model's outputs do not follow their declarations, and ONNX Runtime
+	// allocates them from then on.
+	unsized atomic.Bool
+	obs     *atomic.Pointer[metrics] // the collectors of the repository's server; nil outside a repository
 
 	imageOnce sync.Once
 	image     *imageSetup // how the image API feeds the model; nil with imageErr
@@ -146,6 +155,7 @@ func LoadModel(name, version, dir string, cfg Config) (*Model, error) {
 		spec := newIOSpec(io, info.shapes[io.Name])
 		if spec.Servable {
 			checkOutputAllocation(&spec, inputDims)
+			spec.sized = shapeFollows(&spec, inputDims)
 		}
 		m.outputIndex[spec.Name] = len(m.Outputs)
 		m.runSlot = append(m.runSlot, -1)
@@ -266,6 +276,21 @@ func checkOutputAllocation(spec *IOSpec, inputDims map[string]bool) {
 			}
 		}
 	}
+}
+
+// shapeFollows reports whether the shape of an output, of a numeric
+// datatype, follows from the inputs' shapes: its rank is known and every
+// axis is static or named like an input axis.
+func shapeFollows(spec *IOSpec, inputDims map[string]bool) bool {
+	if !spec.rankKnown || spec.Datatype == DTBytes {
+		return false
+	}
+	for i, d := range spec.Shape {
+		if d < 0 && (spec.dimNames[i] == "" || !inputDims[spec.dimNames[i]]) {
+			return false
+		}
+	}
+	return true
 }
 
 // fitConfig checks the configuration against the model: the image input
@@ -614,10 +639,9 @@ func eachField(b []byte, fn func(num protowire.Number, v []byte) error) error {
 // Errors are EINVALID and name the tensor, what was expected and what was
 // given. Without scan, the values are not looked at (NaN, ±Inf): the
 // batcher's runs are of inputs checked before they were queued.
-func (m *Model) checkInputs(inputs []Tensor, scan bool) ([]*Tensor, map[string]int64, error) {
+func (m *Model) checkInputs(inputs []Tensor, scan bool) ([]*Tensor, axisSizes, error) {
 	ordered := make([]*Tensor, len(m.Inputs))
-	var dims map[string]int64
-	var dimFrom map[string]string
+	var dims axisSizes
 	for k := range inputs {
 		t := &inputs[k]
 		i, ok := m.inputIndex[t.Name]
@@ -652,13 +676,13 @@ func (m *Model) checkInputs(inputs []Tensor, scan bool) ([]*Tensor, map[string]i
 			if name == "" {
 				continue
 			}
-			if dims == nil {
-				dims, dimFrom = map[string]int64{}, map[string]string{}
+			if prev, ok := dims.find(name); ok {
+				if prev.size != d {
+					return nil, nil, inputErrorf(t.Name, "input %q: shape %s given, but dimension %d (%s) must equal %s's %s = %d", t.Name, formatShape(t.Shape), a, name, strconv.Quote(prev.from), name, prev.size)
+				}
+				continue
 			}
-			if prev, ok := dims[name]; ok && prev != d {
-				return nil, nil, inputErrorf(t.Name, "input %q: shape %s given, but dimension %d (%s) must equal %s's %s = %d", t.Name, formatShape(t.Shape), a, name, strconv.Quote(dimFrom[name]), name, prev)
-			}
-			dims[name], dimFrom[name] = d, t.Name
+			dims = append(dims, axisSize{name: name, size: d, from: t.Name})
 		}
 		count, err := ElementCount(t.Shape)
 		if err != nil {
@@ -680,6 +704,27 @@ func (m *Model) checkInputs(inputs []Tensor, scan bool) ([]*Tensor, map[string]i
 		}
 	}
 	return ordered, dims, nil
+}
+
+// axisSizes are the sizes of the named axes of a run's inputs.
+type axisSizes []axisSize
+
+// axisSize is the size of a named axis, and the input it was first read
+// from.
+type axisSize struct {
+	name string
+	size int64
+	from string
+}
+
+// find returns the size of the named axis, and false if no input has it.
+func (a axisSizes) find(name string) (axisSize, bool) {
+	for _, x := range a {
+		if x.name == name {
+			return x, true
+		}
+	}
+	return axisSize{}, false
 }
 
 // inputErrorf returns an EINVALID error whose Field names the input.

@@ -500,3 +500,33 @@ func TestInferConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkServeInferTabular serves V2 JSON requests of one row to the
+// demo tabular model, through Gin without a network: the server's share
+// of a request, beside HTTP.
+func BenchmarkServeInferTabular(b *testing.B) {
+	needORT(b)
+	dir := b.TempDir()
+	if _, err := WriteDemoModels(dir); err != nil {
+		b.Fatal(err)
+	}
+	repo := NewRepository(dir, nil)
+	if err := repo.Scan(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(repo.Close)
+	gin.SetMode(gin.TestMode)
+	r := gin.New()
+	NewServer(repo, Options{}, nil, prometheus.NewRegistry()).Mount(r)
+	body := []byte(`{"inputs":[{"name":"features","shape":[1,4],"datatype":"FP32","data":[35,52000,12,2.5]}]}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		req := httptest.NewRequest(http.MethodPost, "/v2/models/"+DemoClassifierV1+"/infer", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		r.ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			b.Fatalf("HTTP %d: %s", w.Code, w.Body)
+		}
+	}
+}

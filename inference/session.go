@@ -192,24 +192,42 @@ func (m *Model) run(ctx context.Context, inputs []Tensor, outputs []string, scan
 			return nil, timing, abgate.Errorf(abgate.EINVALID, "input %q: %s", t.Name, ortMessage(err))
 		}
 	}
-	for slot, o := range m.runOutputs {
-		if spec := &m.Outputs[o]; spec.prealloc {
+	sized := !m.unsized.Load()
+	allocate := func() error {
+		for slot, o := range m.runOutputs {
+			spec := &m.Outputs[o]
+			if !spec.prealloc && !(sized && spec.sized) {
+				continue
+			}
 			if outVals[slot], err = newOutputValue(spec, dims); err != nil {
-				return nil, timing, abgate.Errorf(abgate.EINVALID, "output %q: %s", spec.Name, ortMessage(err))
+				return abgate.Errorf(abgate.EINVALID, "output %q: %s", spec.Name, ortMessage(err))
 			}
 		}
+		return nil
+	}
+	if err := allocate(); err != nil {
+		return nil, timing, err
 	}
 
 	start = time.Now()
-	done := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		s.opts.Terminate()
-		close(done)
-	})
-	err = s.s.RunWithOptions(inVals, outVals, s.opts)
-	if !stop() {
-		<-done
-		s.opts.UnsetTerminate()
+	err = runSession(ctx, s, inVals, outVals)
+	if err != nil && sized && ctx.Err() == nil && m.hasSized() {
+		// The outputs may not have the shapes the model declares: run
+		// again with ONNX Runtime allocating them, and so from now on
+		// if that was the cause.
+		sized = false
+		for i, v := range outVals {
+			if v != nil {
+				v.Destroy()
+				outVals[i] = nil
+			}
+		}
+		if err := allocate(); err != nil {
+			return nil, timing, err
+		}
+		if err = runSession(ctx, s, inVals, outVals); err == nil {
+			m.unsized.Store(true)
+		}
 	}
 	timing.Compute = time.Since(start)
 	if err != nil {
@@ -229,6 +247,31 @@ func (m *Model) run(ctx context.Context, inputs []Tensor, outputs []string, scan
 		result[k] = t
 	}
 	return result, timing, nil
+}
+
+// runSession runs s, stopping the run when ctx is done.
+func runSession(ctx context.Context, s *session, inVals, outVals []ort.Value) error {
+	done := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		s.opts.Terminate()
+		close(done)
+	})
+	err := s.s.RunWithOptions(inVals, outVals, s.opts)
+	if !stop() {
+		<-done
+		s.opts.UnsetTerminate()
+	}
+	return err
+}
+
+// hasSized reports whether some servable output is sized (see IOSpec).
+func (m *Model) hasSized() bool {
+	for _, o := range m.runOutputs {
+		if spec := &m.Outputs[o]; spec.sized && !spec.prealloc {
+			return true
+		}
+	}
+	return false
 }
 
 // unavailable turns the reasons a run could not start or finish into
@@ -308,10 +351,10 @@ func halfBytes(d []uint16) []byte {
 	return unsafe.Slice((*byte)(unsafe.Pointer(&d[0])), 2*len(d))
 }
 
-// newOutputValue allocates an output that onnxruntime_go cannot allocate:
-// a scalar, or an FP16 or BF16 tensor whose shape follows from the inputs'
-// named axes in dims.
-func newOutputValue(spec *IOSpec, dims map[string]int64) (ort.Value, error) {
+// newOutputValue allocates an output before a run: one that
+// onnxruntime_go cannot allocate (a scalar, or an FP16 or BF16 tensor), or
+// a sized one; the shape follows from the inputs' named axes in dims.
+func newOutputValue(spec *IOSpec, dims axisSizes) (ort.Value, error) {
 	if len(spec.Shape) == 0 {
 		switch spec.Datatype {
 		case DTBool:
@@ -342,17 +385,41 @@ func newOutputValue(spec *IOSpec, dims map[string]int64) (ort.Value, error) {
 	shape := make(ort.Shape, len(spec.Shape))
 	for i, d := range spec.Shape {
 		if d < 0 {
-			v, ok := dims[spec.dimNames[i]]
+			v, ok := dims.find(spec.dimNames[i])
 			if !ok {
 				return nil, fmt.Errorf("the size of axis %d (%s) does not follow from the inputs", i, spec.dimNames[i])
 			}
-			d = v
+			d = v.size
 		}
 		shape[i] = d
 	}
 	n, err := ElementCount(shape)
 	if err != nil {
 		return nil, err
+	}
+	switch spec.Datatype {
+	case DTBool:
+		return ort.NewTensor(shape, make([]bool, n))
+	case DTUint8:
+		return ort.NewTensor(shape, make([]uint8, n))
+	case DTUint16:
+		return ort.NewTensor(shape, make([]uint16, n))
+	case DTUint32:
+		return ort.NewTensor(shape, make([]uint32, n))
+	case DTUint64:
+		return ort.NewTensor(shape, make([]uint64, n))
+	case DTInt8:
+		return ort.NewTensor(shape, make([]int8, n))
+	case DTInt16:
+		return ort.NewTensor(shape, make([]int16, n))
+	case DTInt32:
+		return ort.NewTensor(shape, make([]int32, n))
+	case DTInt64:
+		return ort.NewTensor(shape, make([]int64, n))
+	case DTFP32:
+		return ort.NewTensor(shape, make([]float32, n))
+	case DTFP64:
+		return ort.NewTensor(shape, make([]float64, n))
 	}
 	return ort.NewCustomDataTensor(shape, make([]byte, max(2, 2*n)), spec.elem)
 }

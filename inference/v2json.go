@@ -431,18 +431,34 @@ type scanner struct {
 }
 
 // seenKeys records the keys of an object seen so far, to refuse repeats.
-type seenKeys []string
+// The first keys go into a fixed array: the objects of the protocol have
+// a handful.
+type seenKeys struct {
+	first [6]string
+	n     int
+	more  []string
+}
 
 func (k *seenKeys) once(s *scanner, key string) error {
 	if k.has(key) {
 		return s.errorf(key, "the key %q appears twice", key)
 	}
-	*k = append(*k, key)
+	if k.n < len(k.first) {
+		k.first[k.n] = key
+		k.n++
+	} else {
+		k.more = append(k.more, key)
+	}
 	return nil
 }
 
-func (k seenKeys) has(key string) bool {
-	for _, s := range k {
+func (k *seenKeys) has(key string) bool {
+	for _, s := range k.first[:k.n] {
+		if s == key {
+			return true
+		}
+	}
+	for _, s := range k.more {
 		if s == key {
 			return true
 		}
@@ -727,7 +743,8 @@ func (s *scanner) skipKey() error {
 }
 
 // parameters reads a parameters object: string keys to any JSON values,
-// numbers as float64.
+// numbers as float64. An empty object is nil, as when the key is absent
+// (AppendInferRequest writes neither).
 func (s *scanner) parameters(what string) (map[string]any, error) {
 	if s.peek() != '{' {
 		return nil, s.kindError(what, "an object")
@@ -739,6 +756,9 @@ func (s *scanner) parameters(what string) (map[string]any, error) {
 	var p map[string]any
 	if err := json.Unmarshal(s.b[start:s.i], &p); err != nil {
 		return nil, s.errorf(what, "%s: %v", what, err)
+	}
+	if len(p) == 0 {
+		return nil, nil
 	}
 	return p, nil
 }
@@ -871,7 +891,7 @@ func (s *scanner) checkDatatype(kind string, t *Tensor) error {
 // shape reads an array of dimensions, each a non-negative integer; [] is
 // the shape of a scalar.
 func (s *scanner) shape(what string) ([]int64, error) {
-	shape := []int64{}
+	shape := make([]int64, 0, 4)
 	err := s.array(what+".shape", func(i int) error {
 		c := s.peek()
 		if c != '-' && (c < '0' || c > '9') {
@@ -912,33 +932,33 @@ func (s *scanner) data(kind string, t *Tensor) (any, error) {
 	d := dataDecoder{s: s, kind: kind, t: t}
 	switch t.Datatype {
 	case DTFP32:
-		return decodeData(&d, make([]float32, 0, hint), (*dataDecoder).float32)
+		return decodeData(&d, make([]float32, 0, hint), func(d *dataDecoder, out []float32) ([]float32, error) { return floatRun(d, out, 32) })
 	case DTFP64:
-		return decodeData(&d, make([]float64, 0, hint), (*dataDecoder).float64)
+		return decodeData(&d, make([]float64, 0, hint), func(d *dataDecoder, out []float64) ([]float64, error) { return floatRun(d, out, 64) })
 	case DTFP16:
-		return decodeData(&d, make([]uint16, 0, hint), (*dataDecoder).float16)
+		return decodeData(&d, make([]uint16, 0, hint), each((*dataDecoder).float16))
 	case DTBF16:
-		return decodeData(&d, make([]uint16, 0, hint), (*dataDecoder).bfloat16)
+		return decodeData(&d, make([]uint16, 0, hint), each((*dataDecoder).bfloat16))
 	case DTInt8:
-		return decodeData(&d, make([]int8, 0, hint), signed[int8])
+		return decodeData(&d, make([]int8, 0, hint), each(signed[int8]))
 	case DTInt16:
-		return decodeData(&d, make([]int16, 0, hint), signed[int16])
+		return decodeData(&d, make([]int16, 0, hint), each(signed[int16]))
 	case DTInt32:
-		return decodeData(&d, make([]int32, 0, hint), signed[int32])
+		return decodeData(&d, make([]int32, 0, hint), each(signed[int32]))
 	case DTInt64:
-		return decodeData(&d, make([]int64, 0, hint), signed[int64])
+		return decodeData(&d, make([]int64, 0, hint), each(signed[int64]))
 	case DTUint8:
-		return decodeData(&d, make([]uint8, 0, hint), unsigned[uint8])
+		return decodeData(&d, make([]uint8, 0, hint), each(unsigned[uint8]))
 	case DTUint16:
-		return decodeData(&d, make([]uint16, 0, hint), unsigned[uint16])
+		return decodeData(&d, make([]uint16, 0, hint), each(unsigned[uint16]))
 	case DTUint32:
-		return decodeData(&d, make([]uint32, 0, hint), unsigned[uint32])
+		return decodeData(&d, make([]uint32, 0, hint), each(unsigned[uint32]))
 	case DTUint64:
-		return decodeData(&d, make([]uint64, 0, hint), unsigned[uint64])
+		return decodeData(&d, make([]uint64, 0, hint), each(unsigned[uint64]))
 	case DTBool:
-		return decodeData(&d, make([]bool, 0, hint), (*dataDecoder).bool)
+		return decodeData(&d, make([]bool, 0, hint), each((*dataDecoder).bool))
 	case DTBytes:
-		return decodeData(&d, make([]string, 0, hint), (*dataDecoder).string)
+		return decodeData(&d, make([]string, 0, hint), each((*dataDecoder).string))
 	}
 	return nil, s.errorf(kind+"s."+t.Name, "%s %q: datatype %q is not a V2 datatype (%s)", kind, t.Name, t.Datatype, allDatatypes)
 }
@@ -969,8 +989,9 @@ func (d *dataDecoder) found() string {
 }
 
 // decodeData reads a possibly nested array at the scanner's position,
-// appending each leaf that elem decodes to out.
-func decodeData[T any](d *dataDecoder, out []T, elem func(*dataDecoder) (T, error)) ([]T, error) {
+// appending the leaves that elems decodes to out: at each leaf, elems
+// reads one or more elements (see floatRun and each).
+func decodeData[T any](d *dataDecoder, out []T, elems func(*dataDecoder, []T) ([]T, error)) ([]T, error) {
 	s := d.s
 	b := s.b
 	i := s.i + 1 // after '['
@@ -1000,12 +1021,10 @@ func decodeData[T any](d *dataDecoder, out []T, elem func(*dataDecoder) (T, erro
 			}
 		} else {
 			s.i = i
-			v, err := elem(d)
-			if err != nil {
+			var err error
+			if out, err = elems(d, out); err != nil {
 				return nil, err
 			}
-			out = append(out, v)
-			d.n++
 			i = s.i
 		}
 		// ',' or ']'.
@@ -1033,6 +1052,19 @@ func decodeData[T any](d *dataDecoder, out []T, elem func(*dataDecoder) (T, erro
 				return out, nil
 			}
 		}
+	}
+}
+
+// each returns the elems function of decodeData that reads one element
+// with elem.
+func each[T any](elem func(*dataDecoder) (T, error)) func(*dataDecoder, []T) ([]T, error) {
+	return func(d *dataDecoder, out []T) ([]T, error) {
+		v, err := elem(d)
+		if err != nil {
+			return out, err
+		}
+		d.n++
+		return append(out, v), nil
 	}
 }
 
@@ -1158,13 +1190,6 @@ func (n *number) uint64(text []byte) (uint64, bool) {
 	return v, err == nil
 }
 
-// Powers of ten that float32 and float64 hold exactly.
-var (
-	pow10f32 = [...]float32{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10}
-	pow10f64 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
-		1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
-)
-
 // float returns the value of the number at the scanner's position
 // correctly rounded to bitSize (32 or 64) bits, taking the non-finite
 // strings too. It fails with an element error.
@@ -1172,6 +1197,10 @@ func (d *dataDecoder) float(bitSize int) (float64, error) {
 	s := d.s
 	b := s.b
 	c := s.peek()
+	if f, end, ok := fastFloat(b, s.i, bitSize); ok {
+		s.i = end
+		return f, nil
+	}
 	if c == '"' {
 		str, err := s.rawString()
 		if err != nil {
@@ -1193,69 +1222,9 @@ func (d *dataDecoder) float(bitSize int) (float64, error) {
 	var n number
 	start := s.i
 	end, ok := n.scan(b, start)
-	if !ok {
-		s.i = end
-		return 0, s.syntax("a valid number")
-	}
 	s.i = end
-	// Exact fast paths (Clinger): the mantissa and the power of ten are
-	// both exact, so one rounding gives the correctly rounded value.
-	if !n.trunc {
-		if n.mant == 0 {
-			if n.neg {
-				return math.Copysign(0, -1), nil
-			}
-			return 0, nil
-		}
-		if bitSize == 32 && n.mant < 1<<24 && n.exp >= -10 && n.exp <= 10 {
-			f := float32(n.mant)
-			if n.exp >= 0 {
-				f *= pow10f32[n.exp]
-			} else {
-				f /= pow10f32[-n.exp]
-			}
-			if n.neg {
-				f = -f
-			}
-			return float64(f), nil
-		}
-		if bitSize == 32 && n.exp >= -22 && n.exp <= 22 {
-			// Longer decimals, such as the 17 digits of a float32 that
-			// went through a float64 (numpy, Python's json): the float64
-			// mant * 10^exp is within 1.01 float64 ulp of the exact value
-			// (one rounding of mant, one of the product), so rounding it
-			// to float32 is correct unless it lies near the midpoint of
-			// two float32s, or out of float32's normal range.
-			f := float64(n.mant)
-			if n.exp >= 0 {
-				f *= pow10f64[n.exp]
-			} else {
-				f /= pow10f64[-n.exp]
-			}
-			bits := math.Float64bits(f)
-			if e := bits >> 52; e >= 1023-126 && e <= 1023+127 {
-				if low := int64(bits & (1<<29 - 1)); low < 1<<28-8 || low > 1<<28+8 {
-					if g := float32(f); !math.IsInf(float64(g), 0) {
-						if n.neg {
-							g = -g
-						}
-						return float64(g), nil
-					}
-				}
-			}
-		}
-		if bitSize == 64 && n.mant < 1<<53 && n.exp >= -22 && n.exp <= 22 {
-			f := float64(n.mant)
-			if n.exp >= 0 {
-				f *= pow10f64[n.exp]
-			} else {
-				f /= pow10f64[-n.exp]
-			}
-			if n.neg {
-				f = -f
-			}
-			return f, nil
-		}
+	if !ok {
+		return 0, s.syntax("a valid number")
 	}
 	f, err := strconv.ParseFloat(unsafe.String(&b[start], end-start), bitSize)
 	if err != nil {
@@ -1264,13 +1233,45 @@ func (d *dataDecoder) float(bitSize int) (float64, error) {
 	return f, nil
 }
 
-func (d *dataDecoder) float32() (float32, error) {
-	f, err := d.float(32)
-	return float32(f), err
-}
-
-func (d *dataDecoder) float64() (float64, error) {
-	return d.float(64)
+// floatRun decodes a run of float elements: the element at the scanner's
+// position and those that follow it after a comma, up to the first thing
+// that is not a number (the end of the array, a nested array, a string),
+// appending them to out; it leaves the scanner after the last element
+// read. It reads a run in one loop, where decodeData would make a call
+// per element.
+func floatRun[T float32 | float64](d *dataDecoder, out []T, bitSize int) ([]T, error) {
+	s := d.s
+	b := s.b
+	for {
+		f, end, ok := fastFloat(b, s.i, bitSize)
+		if ok {
+			s.i = end
+		} else {
+			var err error
+			if f, err = d.float(bitSize); err != nil {
+				return out, err
+			}
+			end = s.i
+		}
+		out = append(out, T(f))
+		d.n++
+		// Another number after a comma continues the run.
+		j := end
+		for j < len(b) && isSpace(b[j]) {
+			j++
+		}
+		if j >= len(b) || b[j] != ',' {
+			return out, nil
+		}
+		j++
+		for j < len(b) && isSpace(b[j]) {
+			j++
+		}
+		if j >= len(b) || (b[j] != '-' && b[j]-'0' > 9) {
+			return out, nil
+		}
+		s.i = j
+	}
 }
 
 func (d *dataDecoder) float16() (uint16, error) {
