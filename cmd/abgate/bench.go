@@ -93,7 +93,8 @@ type benchOptions struct {
 	Rounds      int           // each case's time is split into this many interleaved rounds
 }
 
-// bench runs `abgate bench <harness>`: inference, or router (bench_router.go).
+// bench runs `abgate bench <harness>`: inference, router (bench_router.go),
+// analytics (bench_analytics.go) or drift (bench_drift.go).
 func bench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "drift" {
 		return benchDriftCmd(ctx, args[1:], getenv, stdout, stderr)

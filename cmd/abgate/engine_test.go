@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/gin-gonic/gin"
@@ -45,5 +46,33 @@ func TestEngineErrors(t *testing.T) {
 				t.Error("no X-Request-ID")
 			}
 		})
+	}
+}
+
+func TestRequestIDs(t *testing.T) {
+	r := newEngine(slog.New(slog.DiscardHandler))
+	r.GET("/id", func(c *gin.Context) { c.String(200, abgate.RequestIDFromContext(c.Request.Context())) })
+	get := func(id string) (header, seen string) {
+		req := httptest.NewRequest("GET", "/id", nil)
+		if id != "" {
+			req.Header.Set("X-Request-ID", id)
+		}
+		w := httptest.NewRecorder()
+		r.ServeHTTP(w, req)
+		return w.Header().Get("X-Request-ID"), w.Body.String()
+	}
+	seen := map[string]bool{}
+	for range 1000 {
+		h, ctx := get("")
+		if h != ctx || len(h) != 32 || strings.Trim(h, "0123456789abcdef") != "" || seen[h] {
+			t.Fatalf("made id %q (context %q): want 32 new hex digits", h, ctx)
+		}
+		seen[h] = true
+	}
+	if h, ctx := get("client-7"); h != "client-7" || ctx != "client-7" {
+		t.Errorf("client id: header %q, context %q; want client-7", h, ctx)
+	}
+	if h, _ := get(strings.Repeat("x", 129)); len(h) != 32 {
+		t.Errorf("an id over 128 bytes was kept: %q", h)
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -11,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -203,7 +205,7 @@ func newEngine(log *slog.Logger) *gin.Engine {
 	_ = router.TrustProxies(r, nil)
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
-	r.Use(recovery(log), requestID)
+	r.Use(recovery(log), requestIDs())
 	r.NoRoute(func(c *gin.Context) {
 		experiments.WriteError(c, abgate.Errorf(abgate.ENOTFOUND, "no route %s %s", c.Request.Method, c.Request.URL.Path))
 	})
@@ -274,16 +276,26 @@ func recovery(log *slog.Logger) gin.HandlerFunc {
 	})
 }
 
-// requestID propagates the client's X-Request-ID (when sane) or makes one,
-// puts it in the request context and in the answer.
-func requestID(c *gin.Context) {
-	id := c.GetHeader("X-Request-ID")
-	if id == "" || len(id) > 128 {
-		var b [16]byte
-		_, _ = rand.Read(b[:])
-		id = hex.EncodeToString(b[:])
+// requestIDs returns the middleware that propagates the client's
+// X-Request-ID (when sane) or makes one, and puts it in the request context
+// and in the answer. Ids it makes are 16 bytes drawn at random once, with a
+// counter added to the last 8, in hex: unique (a process would need 2^64
+// requests to repeat one; two processes share a prefix with probability
+// 2^-64) without reading the system's random source per request.
+func requestIDs() gin.HandlerFunc {
+	var seed [16]byte
+	_, _ = rand.Read(seed[:])
+	base := binary.BigEndian.Uint64(seed[8:])
+	var n atomic.Uint64
+	return func(c *gin.Context) {
+		id := c.GetHeader("X-Request-ID")
+		if id == "" || len(id) > 128 {
+			b := seed
+			binary.BigEndian.PutUint64(b[8:], base+n.Add(1))
+			id = hex.EncodeToString(b[:])
+		}
+		c.Header("X-Request-ID", id)
+		c.Request = c.Request.WithContext(abgate.NewContextWithRequestID(c.Request.Context(), id))
+		c.Next()
 	}
-	c.Header("X-Request-ID", id)
-	c.Request = c.Request.WithContext(abgate.NewContextWithRequestID(c.Request.Context(), id))
-	c.Next()
 }
