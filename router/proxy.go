@@ -96,6 +96,12 @@ type ProxyOptions struct {
 	ShadowConcurrency int
 	// ShadowTimeout bounds one shadow copy; 0 means 30 s.
 	ShadowTimeout time.Duration
+	// Capture, when not nil, is offered every V2 prediction of an
+	// experiment answered with 2xx: the model and variant that served it,
+	// the request body (valid during the call only) and the predicted label
+	// (nil when the answer had none). It must not block (the drift capture
+	// samples and queues).
+	Capture func(model, variant string, body []byte, label *string)
 }
 
 func (o ProxyOptions) withDefaults() ProxyOptions {
@@ -373,6 +379,9 @@ func (p *Proxy) handle(kind proxyKind) gin.HandlerFunc {
 				PredictedLabel: label, Confidence: conf,
 			})
 			p.recent.add(reqID, d.ExperimentID, unit)
+		}
+		if p.opts.Capture != nil && d.InExperiment && kind == proxyV2 && ferr == nil && status < 300 {
+			p.opts.Capture(served.model, served.variant, body, label)
 		}
 		p.startShadows(ctx, route, d.Shadows, unit, reqID, kind, query, req.Method, header, body, label)
 

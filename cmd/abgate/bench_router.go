@@ -33,6 +33,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"abgate/analytics"
 	"abgate/experiments"
 	"abgate/migrations"
 	"abgate/router"
@@ -48,6 +49,9 @@ Measures the router on 127.0.0.1, in one run:
                                same two upstream servers, same load generator
   router-p99-minus-nginx       p99 latency of abgate minus nginx's, in ms
   exposure-on-vs-off           the router with exposure logging on vs off
+  drift-capture-on-vs-off      the router (exposure logging off) with the
+                               drift capture on (default sample rate, a
+                               reference for both models) vs off
 
 The harness creates a PostgreSQL database of its own next to the one of
 --postgres and drops it at the end; it writes nginx's configuration in a
@@ -67,6 +71,7 @@ const (
 	targetRouterVsNginx  = 0.8   // requests/s of abgate over nginx's
 	targetP99OverNginxMS = 1.0   // ms of p99 above nginx's
 	targetExposureOnOff  = 0.9   // requests/s with exposure logging on over off
+	targetCaptureOnOff   = 0.95  // requests/s with the drift capture on over off (issue 6)
 )
 
 // Names of the bench setup.
@@ -185,7 +190,7 @@ func benchRouter(ctx context.Context, opts benchRouterOptions, stdout, stderr io
 
 	// The router as `abgate router` builds it, exposure logging on.
 	cfg := &Config{MaxBodyBytes: 1 << 20, MaxInferBodyBytes: 64 << 20}
-	rt, err := startRouting(ctx, cfg, db, store, nil, log, newRegistry())
+	rt, err := startRouting(ctx, cfg, db, store, nil, nil, log, newRegistry())
 	if err != nil {
 		return fmt.Errorf("router: %w", err)
 	}
@@ -226,6 +231,15 @@ func benchRouter(ctx context.Context, opts benchRouterOptions, stdout, stderr io
 	}
 	defer stopOff()
 	defer func() { _ = offProxy.Close(context.WithoutCancel(ctx)) }()
+
+	// The same again with the drift capture on, at the default sample
+	// rate, with a reference for both models (columns named as the
+	// capture names an unnamed input: features[0], ...).
+	capURL, stopCapture, err := benchCaptureRouter(ctx, db, store, watcher, rt.pools, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer stopCapture()
 
 	g := newRouterLoads(h, opts.Units)
 	path := "/v2/models/" + benchRoute + "/infer"
@@ -274,6 +288,15 @@ func benchRouter(ctx context.Context, opts benchRouterOptions, stdout, stderr io
 		h.report("exposure-on-vs-off", on, off, "req/s")
 	}
 
+	// Drift capture on vs off.
+	capOn := g.load("abgate-capture-on", capURL+path, nil)
+	if h.probe(ctx, capOn, nil, checkBenchAnswer) && h.probe(ctx, off, nil, checkBenchAnswer) {
+		if err := g.compare(ctx, capOn, off); err != nil {
+			return err
+		}
+		h.report("drift-capture-on-vs-off", capOn, off, "req/s")
+	}
+
 	// Every answer of the exposure-on router is an exposure row once the
 	// log is flushed.
 	stopOn()
@@ -301,6 +324,7 @@ func benchRouter(ctx context.Context, opts benchRouterOptions, stdout, stderr io
 		{"rps", "router-vs-nginx", targetRouterVsNginx, false},
 		{"p99", "router-p99-minus-nginx", 1, true},
 		{"exposure", "exposure-on-vs-off", targetExposureOnOff, false},
+		{"capture", "drift-capture-on-vs-off", targetCaptureOnOff, false},
 	} {
 		op := ">="
 		if t.atMost {
@@ -310,7 +334,7 @@ func benchRouter(ctx context.Context, opts benchRouterOptions, stdout, stderr io
 		switch {
 		case !ok:
 			why := "not measured"
-			if nginxErr != nil && t.name != "exposure-on-vs-off" {
+			if nginxErr != nil && (t.name == "router-vs-nginx" || t.name == "router-p99-minus-nginx") {
 				why = "nginx not installed"
 			}
 			fmt.Fprintf(stdout, "bench: target %s%s%g %s ratio=none missed (%s)\n", t.short, op, t.limit, t.name, why)
@@ -746,4 +770,47 @@ http {
     }
 }
 `, workers, dir, host(ups[0]), host(ups[1]), benchModelA, benchModelB, addr, benchRoute)
+}
+
+// benchCaptureRouter serves a proxy over pools without exposure logging,
+// with the drift capture on at its default rate and a reference profile
+// for both bench models; stop closes it and stops the capture.
+func benchCaptureRouter(ctx context.Context, db *gorm.DB, store *experiments.Store, src router.SnapshotSource, pools *router.Pools, cfg *Config, log *slog.Logger) (string, func(), error) {
+	svc := analytics.NewService(db, store, log, analytics.Options{})
+	var rows strings.Builder
+	for i := range 1000 {
+		fmt.Fprintf(&rows, `{"features[0]": %d, "features[1]": %d, "features[2]": %d, "features[3]": %d, "prediction": %d}`+"\n",
+			20+i%50, 30000+(i*167)%40000, i%30, i%7, i%2)
+	}
+	for _, m := range []string{benchModelA, benchModelB} {
+		p, err := analytics.BuildProfile(m, strings.NewReader(rows.String()), analytics.ReferenceOptions{})
+		if err != nil {
+			return "", nil, err
+		}
+		if err := svc.SaveReference(ctx, p); err != nil {
+			return "", nil, err
+		}
+	}
+	capture := analytics.NewCapture(svc, analytics.CaptureOptions{}, log, nil)
+	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() { defer close(done); capture.Run(cctx) }()
+	proxy, err := router.NewProxy(src, pools, nil, store, router.ProxyOptions{MaxBodyBytes: cfg.MaxInferBodyBytes, Capture: capture.Offer}, log, nil)
+	if err != nil {
+		cancel()
+		return "", nil, err
+	}
+	eng := newEngine(log)
+	proxy.Mount(eng)
+	url, stopServe, err := serveBench(eng, log)
+	if err != nil {
+		cancel()
+		return "", nil, err
+	}
+	return url, func() {
+		stopServe()
+		_ = proxy.Close(context.WithoutCancel(ctx))
+		cancel()
+		<-done
+	}, nil
 }

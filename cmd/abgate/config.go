@@ -45,6 +45,9 @@ type Config struct {
 	AnalyticsAlpha      float64
 	AnalyticsCorrection string
 	SequentialNStar     float64
+	// DriftSampleRate is the share of routed V2 predictions whose inputs
+	// the drift capture bins; 0 turns it off.
+	DriftSampleRate float64
 }
 
 // flagSet returns the flags of a subcommand bound to cfg, defaults taken
@@ -127,6 +130,7 @@ func flagSet(name string, cfg *Config, getenv func(string) string, errOut io.Wri
 		fs.Float64Var(p, flagName, def, usage+" (env "+env+")")
 	}
 	float(&cfg.AnalyticsAlpha, "alpha", "ABGATE_ALPHA", 0.05, "significance level of the results")
+	float(&cfg.DriftSampleRate, "drift-sample-rate", "ABGATE_DRIFT_SAMPLE_RATE", 0.1, "share of routed V2 predictions whose inputs are captured for data drift (0 turns the capture off)")
 	float(&cfg.SequentialNStar, "sequential-n", "ABGATE_SEQUENTIAL_N", 5000, "units per variant where the sequential test is tightest (tunes its mixing variance)")
 	str(&cfg.AnalyticsCorrection, "correction", "ABGATE_CORRECTION", "holm", "multiple-testing correction of \"significant\" across variants x metrics: holm, bh or none")
 	return fs, envErrs
@@ -175,6 +179,9 @@ func (c *Config) validate() error {
 	}
 	if c.AnalyticsAlpha <= 0 || c.AnalyticsAlpha >= 0.5 {
 		return fmt.Errorf("--alpha must be in (0, 0.5), got %v", c.AnalyticsAlpha)
+	}
+	if c.DriftSampleRate < 0 || c.DriftSampleRate > 1 {
+		return fmt.Errorf("--drift-sample-rate must be in [0, 1], got %v", c.DriftSampleRate)
 	}
 	if c.SequentialNStar < 10 {
 		return fmt.Errorf("--sequential-n must be at least 10, got %v", c.SequentialNStar)

@@ -37,6 +37,7 @@ func defaults() Config {
 		AnalyticsAlpha:      0.05,
 		AnalyticsCorrection: "holm",
 		SequentialNStar:     5000,
+		DriftSampleRate:     0.1,
 	}
 }
 
@@ -78,6 +79,7 @@ func TestParseConfig(t *testing.T) {
 		AnalyticsAlpha:      0.01,
 		AnalyticsCorrection: "bh",
 		SequentialNStar:     20000,
+		DriftSampleRate:     0.1,
 	}
 	allFlags := []string{
 		"--listen", "127.0.0.1:9100",
@@ -116,6 +118,7 @@ func TestParseConfig(t *testing.T) {
 		AnalyticsAlpha:      0.1,
 		AnalyticsCorrection: "none",
 		SequentialNStar:     100,
+		DriftSampleRate:     0.1,
 	}
 	oneFlag := fromEnv
 	oneFlag.Listen = "127.0.0.1:9200"
@@ -254,6 +257,8 @@ func TestValidate(t *testing.T) {
 		{"correction bh", func(c *Config) { c.AnalyticsCorrection = "bh" }, ""},
 		{"correction bonferroni", func(c *Config) { c.AnalyticsCorrection = "bonferroni" }, "--correction"},
 		{"sequential n small", func(c *Config) { c.SequentialNStar = 5 }, "--sequential-n"},
+		{"drift capture off", func(c *Config) { c.DriftSampleRate = 0 }, ""},
+		{"drift rate over 1", func(c *Config) { c.DriftSampleRate = 1.5 }, "--drift-sample-rate"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"gorm.io/gorm"
 
+	"abgate/analytics"
 	"abgate/experiments"
 	"abgate/migrations"
 	"abgate/router"
@@ -33,15 +34,17 @@ type routing struct {
 	cors      *router.CORS // nil: no CORS
 	log       *slog.Logger
 
-	cancel context.CancelFunc
-	done   chan struct{}
+	cancel      context.CancelFunc
+	done        chan struct{}
+	captureDone chan struct{} // closed when the drift capture has flushed
 }
 
 // startRouting builds the router over db and starts its background work.
 // local is the in-process inference handler that serves local models (nil
 // for the router alone: local models then have no backend). Call close
-// after the HTTP server has drained.
-func startRouting(ctx context.Context, cfg *Config, db *gorm.DB, store *experiments.Store, local http.Handler, log *slog.Logger, reg prometheus.Registerer) (*routing, error) {
+// after the HTTP server has drained. featureNames names the columns of
+// local models' input tensors for the drift capture (nil: none known).
+func startRouting(ctx context.Context, cfg *Config, db *gorm.DB, store *experiments.Store, local http.Handler, featureNames func(model, input string) []string, log *slog.Logger, reg prometheus.Registerer) (*routing, error) {
 	watcher, err := router.NewWatcher(ctx, db, router.WatcherOptions{}, log)
 	if err != nil {
 		return nil, err
@@ -60,11 +63,18 @@ func startRouting(ctx context.Context, cfg *Config, db *gorm.DB, store *experime
 		return nil, err
 	}
 	xlog := router.NewExposureLog(es, router.ExposureLogOptions{}, log, reg)
-	proxy, err := router.NewProxy(watcher, pools, xlog, store, router.ProxyOptions{
+	var capture *analytics.Capture
+	popts := router.ProxyOptions{
 		UnitHeader:   cfg.UnitHeader,
 		DefaultRoute: cfg.DefaultRoute,
 		MaxBodyBytes: cfg.MaxInferBodyBytes,
-	}, log, reg)
+	}
+	if cfg.DriftSampleRate > 0 {
+		svc := analytics.NewService(db, store, log, analytics.Options{})
+		capture = analytics.NewCapture(svc, analytics.CaptureOptions{Rate: cfg.DriftSampleRate, FeatureNames: featureNames}, log, reg)
+		popts.Capture = capture.Offer
+	}
+	proxy, err := router.NewProxy(watcher, pools, xlog, store, popts, log, reg)
 	if err != nil {
 		_ = xlog.Close(ctx)
 		pools.Close()
@@ -80,7 +90,14 @@ func startRouting(ctx context.Context, cfg *Config, db *gorm.DB, store *experime
 	}
 
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	rt := &routing{pools: pools, exposures: xlog, proxy: proxy, feedback: feedback, cors: cors, log: log, cancel: cancel, done: make(chan struct{})}
+	rt := &routing{pools: pools, exposures: xlog, proxy: proxy, feedback: feedback, cors: cors, log: log, cancel: cancel,
+		done: make(chan struct{}), captureDone: make(chan struct{})}
+	go func() {
+		defer close(rt.captureDone)
+		if capture != nil {
+			capture.Run(bg)
+		}
+	}()
 	go func() {
 		defer close(rt.done)
 		go func() { _ = watcher.Run(bg) }()
@@ -125,6 +142,7 @@ func (rt *routing) close(ctx context.Context) {
 	if err := rt.proxy.Close(ctx); err != nil {
 		rt.log.Warn("shadow copies still in flight at shutdown", "err", err)
 	}
+	<-rt.captureDone
 	if err := rt.exposures.Close(ctx); err != nil {
 		rt.log.Error("exposure flush incomplete", "err", err)
 	} else {
@@ -152,7 +170,7 @@ func routerCmd(ctx context.Context, args []string, getenv func(string) string, s
 
 	store := experiments.NewStore(db, log)
 	reg := newRegistry()
-	rt, err := startRouting(ctx, cfg, db, store, nil, log, reg)
+	rt, err := startRouting(ctx, cfg, db, store, nil, nil, log, reg)
 	if err != nil {
 		return fmt.Errorf("router: %w", err)
 	}

@@ -152,7 +152,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	_ = router.TrustProxies(local, nil)
 	local.Use(recovery(log))
 	inf.Mount(local)
-	rt, err := startRouting(ctx, cfg, db, store, local, log, reg)
+	featureNames := func(model, _ string) []string {
+		if m, err := repo.Get(model, ""); err == nil {
+			return m.Config.FeatureNames
+		}
+		return nil
+	}
+	rt, err := startRouting(ctx, cfg, db, store, local, featureNames, log, reg)
 	if err != nil {
 		return fmt.Errorf("router: %w", err)
 	}

@@ -1,0 +1,109 @@
+package analytics
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"abgate/migrations/dbtest"
+)
+
+func TestCaptureRows(t *testing.T) {
+	names := func(model, input string) []string {
+		if model == "m1" {
+			return []string{"age", "income"}
+		}
+		return nil
+	}
+	c := &Capture{opts: CaptureOptions{FeatureNames: names}}
+	tests := []struct {
+		name, model, body string
+		want              []map[string]any
+	}{
+		{"named columns, nested", "m1", `{"inputs": [{"name": "features", "shape": [2, 2], "datatype": "FP32", "data": [[35, 52000], [41, 61000.5]]}]}`,
+			[]map[string]any{{"age": num2("35"), "income": num2("52000")}, {"age": num2("41"), "income": num2("61000.5")}}},
+		{"unnamed columns, flat", "m2", `{"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]}`,
+			[]map[string]any{{"x[0]": num2("1"), "x[1]": num2("2"), "x[2]": num2("3")}}},
+		{"one input per feature", "m2", `{"inputs": [{"name": "age", "shape": [2], "datatype": "INT64", "data": [30, 40]},
+			{"name": "country", "shape": [2, 1], "datatype": "BYTES", "data": ["de", "fr"]}]}`,
+			[]map[string]any{{"age": num2("30"), "country": "de"}, {"age": num2("40"), "country": "fr"}}},
+		{"an image is not tabular", "m2", `{"inputs": [{"name": "image", "shape": [1, 3, 2, 2], "datatype": "FP32", "data": [0,0,0,0,0,0,0,0,0,0,0,0]}]}`, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := c.rows(tt.model, []byte(tt.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("rows = %v, want %v", got, tt.want)
+			}
+		})
+	}
+	for _, bad := range []string{`{"inputs": [{"name": "x", "shape": [2, 2], "data": [1, 2, 3]}]}`, `not json`} {
+		if _, err := c.rows("m2", []byte(bad)); err == nil {
+			t.Errorf("rows(%s) accepted a malformed request", bad)
+		}
+	}
+}
+
+func num2(s string) any { return json.Number(s) }
+
+// TestCaptureIntoDrift offers routed predictions to a capture and finds
+// them in the drift report once it has flushed.
+func TestCaptureIntoDrift(t *testing.T) {
+	db := dbtest.SQLite(t)
+	svc, _ := newFixture(t, db, fixtureDefinition())
+	var ref strings.Builder
+	for i := range 500 {
+		fmt.Fprintf(&ref, `{"age": %d, "income": %d, "prediction": %d}`+"\n", 20+i%40, 30000+(i*167)%20000, i%2)
+	}
+	p, err := BuildProfile("m2", strings.NewReader(ref.String()), ReferenceOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.SaveReference(t.Context(), p); err != nil {
+		t.Fatal(err)
+	}
+	names := func(model, input string) []string { return []string{"age", "income"} }
+	c := NewCapture(svc, CaptureOptions{Rate: 1, FlushInterval: time.Hour, FeatureNames: names}, nil, nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); c.Run(ctx) }()
+	label := "1"
+	for i := range 120 {
+		body := fmt.Sprintf(`{"inputs": [{"name": "features", "shape": [1, 2], "datatype": "FP32", "data": [%d, %d]}]}`, 60+i%40, 30000+(i*668)%20000)
+		c.Offer("m2", "b", []byte(body), &label)
+	}
+	c.Offer("m1", "a", []byte(`{"inputs": []}`), nil) // no reference: skipped
+	cancel()
+	<-done
+	now := time.Now().UTC()
+	r, err := svc.Drift(t.Context(), "exp", now.Add(-time.Hour), now.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b VariantDrift
+	for _, v := range r.Variants {
+		if v.Key == "b" {
+			b = v
+		}
+	}
+	got := map[string]FeatureDrift{}
+	for _, f := range b.Features {
+		got[f.Name] = f
+	}
+	if f := got["age"]; f.Observations != 120 || !f.Drifted {
+		t.Errorf("captured age = %+v, want 120 observations, drifted (ages 60-99 against 20-59)", f)
+	}
+	if f := got["income"]; f.Observations != 120 || f.Drifted {
+		t.Errorf("captured income = %+v, want 120 observations, no drift", f)
+	}
+	if b.PredictionDrift == nil || b.PredictionDrift.Observations != 120 || !b.PredictionDrift.Drifted {
+		t.Errorf("prediction drift = %+v, want 120 predictions of class 1, drifted (the reference is half 0)", b.PredictionDrift)
+	}
+}
