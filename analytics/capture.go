@@ -13,7 +13,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"image"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"strconv"
 	"sync"
@@ -36,6 +38,9 @@ type CaptureOptions struct {
 	// tensor (from its configuration); nil, or an empty answer, names them
 	// input[0], input[1], ...
 	FeatureNames func(model, input string) []string
+	// Images decodes the images of a /predict (batch false) or
+	// /predict/batch body; nil leaves image predictions out.
+	Images func(contentType string, body []byte, batch bool) ([]image.Image, error)
 }
 
 // Capture samples routed predictions into the drift histograms.
@@ -61,10 +66,19 @@ type captureRef struct {
 // captured is one sampled prediction.
 type captured struct {
 	model, variant string
+	kind           string // KindV2, KindPredict or KindPredictBatch
+	contentType    string
 	at             time.Time
 	body           []byte
 	label          *string
 }
+
+// The kinds of routed predictions a Capture is offered.
+const (
+	KindV2           = "v2"
+	KindPredict      = "predict"
+	KindPredictBatch = "predict_batch"
+)
 
 // NewCapture returns a Capture writing through svc; register its metrics
 // on reg (nil: none). Run it with Run.
@@ -96,15 +110,19 @@ func NewCapture(svc *Service, opts CaptureOptions, log *slog.Logger, reg prometh
 	return c
 }
 
-// Offer offers a routed prediction: body is the V2 inference request
-// (read only during the call), label the predicted label of the answer
-// (nil when it had none). It never blocks.
-func (c *Capture) Offer(model, variant string, body []byte, label *string) {
+// Offer offers a routed prediction of kind (KindV2, KindPredict,
+// KindPredictBatch): body is its request (read only during the call), label
+// the predicted label of the answer (nil when it had none). It never
+// blocks.
+func (c *Capture) Offer(model, variant, kind, contentType string, body []byte, label *string) {
 	c.offered.Inc()
+	if kind != KindV2 && c.opts.Images == nil {
+		return
+	}
 	if c.opts.Rate < 1 && rand.Float64() >= c.opts.Rate {
 		return
 	}
-	item := captured{model: model, variant: variant, at: time.Now().UTC(), body: append([]byte(nil), body...)}
+	item := captured{model: model, variant: variant, kind: kind, contentType: contentType, at: time.Now().UTC(), body: append([]byte(nil), body...)}
 	if label != nil {
 		l := *label
 		item.label = &l
@@ -194,7 +212,13 @@ func (c *Capture) bin(ctx context.Context, item captured) {
 	if !ok {
 		return
 	}
-	rows, err := c.rows(item.model, item.body)
+	var rows []map[string]any
+	var err error
+	if item.kind == KindV2 {
+		rows, err = c.rows(item.model, item.body)
+	} else {
+		rows, err = c.imageRows(item.contentType, item.body, item.kind == KindPredictBatch)
+	}
 	if err != nil {
 		c.failed.Inc()
 		return
@@ -300,6 +324,68 @@ func (c *Capture) columnNames(model, input string, rank, k int) []string {
 		names[j] = input + "[" + strconv.Itoa(j) + "]"
 	}
 	return names
+}
+
+// Image summary features.
+const (
+	ImageWidth  = "image_width"
+	ImageHeight = "image_height"
+)
+
+// imageGrid is the most pixels per side read for an image's statistics.
+const imageGrid = 64
+
+// imageRows returns one row of summary features per image of a /predict
+// body: width, height, and per channel (r, g, b) the mean and standard
+// deviation of the pixel values (0 to 255) over a grid of at most 64x64
+// pixels.
+func (c *Capture) imageRows(contentType string, body []byte, batch bool) ([]map[string]any, error) {
+	imgs, err := c.opts.Images(contentType, body, batch)
+	if err != nil {
+		return nil, err
+	}
+	rows := make([]map[string]any, 0, len(imgs))
+	for _, img := range imgs {
+		rows = append(rows, ImageFeatures(img))
+	}
+	return rows, nil
+}
+
+// ImageFeatures returns the summary features of img: image_width,
+// image_height, image_mean_r/g/b and image_std_r/g/b (pixel values 0 to
+// 255, over a grid of at most 64x64 pixels), as JSON numbers.
+func ImageFeatures(img image.Image) map[string]any {
+	b := img.Bounds()
+	w, h := b.Dx(), b.Dy()
+	row := map[string]any{ImageWidth: jsonNum(float64(w)), ImageHeight: jsonNum(float64(h))}
+	if w == 0 || h == 0 {
+		return row
+	}
+	sx, sy := max(1, w/imageGrid), max(1, h/imageGrid)
+	var sum, sq [3]float64
+	var n float64
+	for y := b.Min.Y; y < b.Max.Y; y += sy {
+		for x := b.Min.X; x < b.Max.X; x += sx {
+			r, g, bl, _ := img.At(x, y).RGBA()
+			for i, v := range [3]uint32{r, g, bl} {
+				f := float64(v >> 8)
+				sum[i] += f
+				sq[i] += f * f
+			}
+			n++
+		}
+	}
+	for i, ch := range []string{"r", "g", "b"} {
+		mean := sum[i] / n
+		row["image_mean_"+ch] = jsonNum(mean)
+		row["image_std_"+ch] = jsonNum(math.Sqrt(math.Max(0, sq[i]/n-mean*mean)))
+	}
+	return row
+}
+
+// jsonNum returns x as the JSON number binOf reads.
+func jsonNum(x float64) json.Number {
+	return json.Number(strconv.FormatFloat(x, 'g', -1, 64))
 }
 
 // flatValues decodes V2 tensor data (flat or nested arrays of numbers,

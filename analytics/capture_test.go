@@ -1,9 +1,14 @@
 package analytics
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -77,9 +82,9 @@ func TestCaptureIntoDrift(t *testing.T) {
 	label := "1"
 	for i := range 120 {
 		body := fmt.Sprintf(`{"inputs": [{"name": "features", "shape": [1, 2], "datatype": "FP32", "data": [%d, %d]}]}`, 60+i%40, 30000+(i*668)%20000)
-		c.Offer("m2", "b", []byte(body), &label)
+		c.Offer("m2", "b", KindV2, "application/json", []byte(body), &label)
 	}
-	c.Offer("m1", "a", []byte(`{"inputs": []}`), nil) // no reference: skipped
+	c.Offer("m1", "a", KindV2, "application/json", []byte(`{"inputs": []}`), nil) // no reference: skipped
 	cancel()
 	<-done
 	now := time.Now().UTC()
@@ -105,5 +110,88 @@ func TestCaptureIntoDrift(t *testing.T) {
 	}
 	if b.PredictionDrift == nil || b.PredictionDrift.Observations != 120 || !b.PredictionDrift.Drifted {
 		t.Errorf("prediction drift = %+v, want 120 predictions of class 1, drifted (the reference is half 0)", b.PredictionDrift)
+	}
+}
+
+func TestImageFeatures(t *testing.T) {
+	img := image.NewRGBA(image.Rect(0, 0, 200, 100))
+	// Left half (100 x 100) red 200, right half red 100; green 50; blue 0.
+	for y := range 100 {
+		for x := range 200 {
+			r := uint8(200)
+			if x >= 100 {
+				r = 100
+			}
+			img.Set(x, y, color.RGBA{R: r, G: 50, B: 0, A: 255})
+		}
+	}
+	got := ImageFeatures(img)
+	// The 64x64 grid takes every third column (200/64 = 3): columns 0, 3,
+	// ..., 198, of which 34 are below 100 and 33 above: mean red =
+	// (34*200 + 33*100)/67, std = 100*sqrt(34*33)/67.
+	want := map[string]float64{
+		"image_width": 200, "image_height": 100,
+		"image_mean_r": (34*200 + 33*100) / 67.0, "image_std_r": 100 * math.Sqrt(34*33) / 67,
+		"image_mean_g": 50, "image_std_g": 0, "image_mean_b": 0, "image_std_b": 0,
+	}
+	for k, w := range want {
+		n, ok := got[k].(json.Number)
+		if !ok {
+			t.Fatalf("%s = %v, want a number", k, got[k])
+		}
+		g, _ := n.Float64()
+		if math.Abs(g-w) > 1e-9*math.Max(1, w) {
+			t.Errorf("%s = %v, want %v", k, g, w)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("features %v, want %d", got, len(want))
+	}
+}
+
+// TestCaptureImages offers /predict requests: their summary features are
+// binned like tabular inputs.
+func TestCaptureImages(t *testing.T) {
+	db := dbtest.SQLite(t)
+	svc, _ := newFixture(t, db, fixtureDefinition())
+	var ref strings.Builder
+	for i := range 300 {
+		fmt.Fprintf(&ref, `{"image_width": %d, "image_height": 100, "image_mean_r": %d}`+"\n", 100+i%50, i%256)
+	}
+	p, err := BuildProfile("m1", strings.NewReader(ref.String()), ReferenceOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.SaveReference(t.Context(), p); err != nil {
+		t.Fatal(err)
+	}
+	decode := func(contentType string, body []byte, batch bool) ([]image.Image, error) {
+		img, err := png.Decode(bytes.NewReader(body))
+		return []image.Image{img}, err
+	}
+	c := NewCapture(svc, CaptureOptions{Rate: 1, FlushInterval: time.Hour, Images: decode}, nil, nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); c.Run(ctx) }()
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, image.NewGray(image.Rect(0, 0, 120, 100))); err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		c.Offer("m1", "a", KindPredict, "image/png", buf.Bytes(), nil)
+	}
+	cancel()
+	<-done
+	now := time.Now().UTC()
+	r, err := svc.Drift(t.Context(), "exp", now.Add(-time.Hour), now.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]float64{}
+	for _, f := range r.Variants[0].Features {
+		seen[f.Name] = f.Observations
+	}
+	if seen["image_width"] != 10 || seen["image_mean_r"] != 10 || seen["image_std_g"] != 10 {
+		t.Errorf("features of variant a = %v, want 10 observations of each image feature", seen)
 	}
 }

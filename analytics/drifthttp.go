@@ -140,3 +140,32 @@ func (a *API) driftSummary(c *gin.Context) {
 	}
 	c.JSON(http.StatusOK, sum)
 }
+
+// referenceFromTraffic answers POST /models/{m}/reference/from-traffic:
+// a new reference from the observations of ?from= to ?to= (RFC 3339), of
+// ?variant= or every variant.
+func (a *API) referenceFromTraffic(c *gin.Context) {
+	var from, to time.Time
+	for _, q := range []struct {
+		name string
+		t    *time.Time
+	}{{"from", &from}, {"to", &to}} {
+		v := c.Query(q.name)
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			a.fail(c, abgate.FieldErrorf(q.name, "%s is required, an RFC 3339 time such as 2026-01-10T12:00:00Z, got %q", q.name, v))
+			return
+		}
+		*q.t = t
+	}
+	p, err := a.svc.ReferenceFromTraffic(c.Request.Context(), c.Param("name"), c.Query("variant"), from, to)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	if err := a.svc.SaveReference(c.Request.Context(), p); err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, p)
+}

@@ -306,3 +306,66 @@ func TestDriftBadInput(t *testing.T) {
 		})
 	}
 }
+
+// TestReferenceFromTraffic makes a reference from a window of observations
+// and finds no drift in more of the same.
+func TestReferenceFromTraffic(t *testing.T) {
+	srv, svc := newTestServer(t, dbtest.SQLite(t), fixtureDefinition())
+	now := time.Date(2026, 1, 10, 12, 30, 0, 0, time.UTC)
+	svc.opts.Now = func() time.Time { return now }
+	var b strings.Builder
+	for i := range 400 {
+		fmt.Fprintf(&b, `{"age": %d, "country": %q}`+"\n", 20+i%40, []string{"de", "fr"}[i%2])
+	}
+	if resp, body := call(t, "POST", srv.URL+"/api/v1/models/m1/reference", "application/x-ndjson", b.String()); resp.StatusCode != 201 {
+		t.Fatalf("reference: %d %s", resp.StatusCode, body)
+	}
+	// Live traffic is older: ages 50 to 89.
+	observe := func(at string) {
+		var o strings.Builder
+		for i := range 400 {
+			fmt.Fprintf(&o, `{"variant": "a", "age": %d, "country": %q, "at": %q}`+"\n", 50+i%40, []string{"de", "fr"}[i%2], at)
+		}
+		if resp, body := call(t, "POST", srv.URL+"/api/v1/models/m1/observations", "application/x-ndjson", o.String()); resp.StatusCode != 200 {
+			t.Fatalf("observations: %d %s", resp.StatusCode, body)
+		}
+	}
+	observe("2026-01-09T10:00:00Z")
+	resp, body := call(t, "POST", srv.URL+"/api/v1/models/m1/reference/from-traffic?from=2026-01-09T00:00:00Z&to=2026-01-10T00:00:00Z", "", "")
+	if resp.StatusCode != 201 {
+		t.Fatalf("from traffic: %d %s", resp.StatusCode, body)
+	}
+	var p Profile
+	if err := json.Unmarshal(body, &p); err != nil {
+		t.Fatal(err)
+	}
+	// Same bins as before, the window's counts: ages 50 to 89 fill the
+	// top bins (the last one is open-ended), and the estimated mean moves
+	// up from the old reference's 39.5.
+	age := p.feature("age")
+	var n float64
+	if age != nil {
+		for _, c := range age.Counts {
+			n += c
+		}
+	}
+	if p.Rows != 400 || age == nil || n != 400 || age.Counts[len(age.Counts)-1] != 340 || age.Summary == nil || age.Summary.Mean < 50 {
+		t.Fatalf("new reference = %+v", p)
+	}
+	observe("2026-01-10T10:00:00Z")
+	resp, body = call(t, "GET", srv.URL+"/api/v1/experiments/exp/drift?from=2026-01-10T00:00:00Z&to=2026-01-10T12:00:00Z", "", "")
+	var r DriftReport
+	if err := json.Unmarshal(body, &r); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("drift: %d %s", resp.StatusCode, body)
+	}
+	for _, f := range r.Variants[0].Features {
+		if f.Observations != 400 || f.Drifted {
+			t.Errorf("against the traffic reference, %s = %+v, want 400 observations, no drift", f.Name, f)
+		}
+	}
+	// An empty window is refused.
+	resp, body = call(t, "POST", srv.URL+"/api/v1/models/m1/reference/from-traffic?from=2025-01-09T00:00:00Z&to=2025-01-10T00:00:00Z", "", "")
+	if resp.StatusCode != 400 || !strings.Contains(string(body), "no observation") {
+		t.Errorf("empty window: %d %s", resp.StatusCode, body)
+	}
+}

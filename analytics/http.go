@@ -42,6 +42,7 @@ func (a *API) Mount(g gin.IRoutes) {
 	g.GET("/experiments/:key/drift", viewer, a.drift)
 	g.GET("/experiments/:key/drift/summary", viewer, a.driftSummary)
 	g.GET("/models/:name/reference", viewer, a.getReference)
+	g.POST("/models/:name/reference/from-traffic", editor, a.referenceFromTraffic)
 	g.GET("/power", viewer, a.power)
 }
 

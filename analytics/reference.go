@@ -454,3 +454,104 @@ func parseOverrides(field, s string) (map[string]string, error) {
 	}
 	return out, nil
 }
+
+// ReferenceFromTraffic makes a new reference of model (for variant, ""
+// for the model) from the traffic observed in [from, to): the bins and
+// categories of its current reference, with the counts of the window
+// (captured and uploaded observations of that variant, or of every variant
+// when variant is ""). Means, standard deviations, minimums and maximums
+// are estimated from the bins (values at bin midpoints; the open ends at
+// the current reference's minimum and maximum). ENOTFOUND when the model
+// has no reference; EINVALID when the window holds no observation.
+func (s *Service) ReferenceFromTraffic(ctx context.Context, model, variant string, from, to time.Time) (*Profile, error) {
+	if !from.Before(to) {
+		return nil, abgate.FieldErrorf("from", "from (%s) must be before to (%s)", from.Format(time.RFC3339), to.Format(time.RFC3339))
+	}
+	refID, cur, err := s.Reference(ctx, model, variant)
+	if err != nil {
+		return nil, err
+	}
+	var rows []struct {
+		Feature string
+		Bin     int
+		N       float64
+	}
+	q := s.db.WithContext(ctx).Table("drift_counts").Select("feature, bin, SUM(count) AS n").
+		Where("reference_id = ? AND hour >= ? AND hour < ? AND bin >= -1", refID, from.UTC(), to.UTC())
+	if variant != "" {
+		q = q.Where("variant IN ?", []string{variant, ""})
+	}
+	if err := q.Group("feature, bin").Scan(&rows).Error; err != nil {
+		return nil, err
+	}
+	p := &Profile{Model: model, Variant: variant, Bins: cur.Bins}
+	counts := map[string][]float64{}
+	nulls := map[string]float64{}
+	for _, r := range rows {
+		f := cur.feature(r.Feature)
+		switch {
+		case f == nil:
+		case r.Bin == -1:
+			nulls[r.Feature] += r.N
+		case r.Bin < len(f.Counts):
+			if counts[r.Feature] == nil {
+				counts[r.Feature] = make([]float64, len(f.Counts))
+			}
+			counts[r.Feature][r.Bin] += r.N
+		}
+	}
+	for _, f := range cur.Features {
+		c := counts[f.Name]
+		var n float64
+		for _, x := range c {
+			n += x
+		}
+		if n == 0 {
+			continue // not observed in the window: left out
+		}
+		nf := FeatureProfile{Name: f.Name, Type: f.Type, Method: f.Method, Edges: f.Edges, Categories: f.Categories,
+			Counts: c, Nulls: nulls[f.Name]}
+		if f.Type == Numeric && f.Summary != nil {
+			sum := binnedSummary(f.Edges, c, f.Summary.Min, f.Summary.Max)
+			sum.Nulls = nf.Nulls
+			nf.Summary = &sum
+		}
+		p.Features = append(p.Features, nf)
+		p.Rows = max(p.Rows, int(n+nf.Nulls))
+	}
+	if len(p.Features) == 0 {
+		return nil, abgate.Errorf(abgate.EINVALID, "no observation of model %q between %s and %s: nothing to make a reference of",
+			model, from.Format(time.RFC3339), to.Format(time.RFC3339))
+	}
+	return p, nil
+}
+
+// binnedSummary estimates the summary of values binned on edges: each bin's
+// values at its midpoint, the open ends closed at lo and hi.
+func binnedSummary(edges, counts []float64, lo, hi float64) drift.Summary {
+	var n, sum, sq float64
+	s := drift.Summary{Min: math.Inf(1), Max: math.Inf(-1)}
+	for k, c := range counts {
+		if c == 0 {
+			continue
+		}
+		left, right := lo, hi
+		if k > 0 {
+			left = edges[k-1]
+		}
+		if k < len(edges) {
+			right = edges[k]
+		}
+		left, right = math.Min(left, right), math.Max(left, right)
+		mid := (left + right) / 2
+		n += c
+		sum += c * mid
+		sq += c * mid * mid
+		s.Min, s.Max = math.Min(s.Min, left), math.Max(s.Max, right)
+		s.Unique++
+	}
+	s.N = n
+	s.Mean = sum / n
+	s.Std = math.Sqrt(math.Max(0, sq/n-s.Mean*s.Mean))
+	return s
+}

@@ -540,6 +540,13 @@ func (s *Server) servePredict(c *gin.Context, batch bool) {
 // first byte, whatever the Content-Type. Errors are EINVALID and name the
 // field.
 func parseImageRequest(contentType string, body []byte, batch bool) ([][]byte, error) {
+	return ParseImageRequest(contentType, body, batch)
+}
+
+// ParseImageRequest returns the encoded images of a POST /predict (batch
+// false) or /predict/batch body, as the image API reads them; see
+// parseImageRequest.
+func ParseImageRequest(contentType string, body []byte, batch bool) ([][]byte, error) {
 	field := "image"
 	if batch {
 		field = "images"

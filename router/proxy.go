@@ -96,12 +96,13 @@ type ProxyOptions struct {
 	ShadowConcurrency int
 	// ShadowTimeout bounds one shadow copy; 0 means 30 s.
 	ShadowTimeout time.Duration
-	// Capture, when not nil, is offered every V2 prediction of an
-	// experiment answered with 2xx: the model and variant that served it,
-	// the request body (valid during the call only) and the predicted label
-	// (nil when the answer had none). It must not block (the drift capture
-	// samples and queues).
-	Capture func(model, variant string, body []byte, label *string)
+	// Capture, when not nil, is offered every prediction of an experiment
+	// answered with 2xx: the model and variant that served it, the kind of
+	// endpoint ("v2", "predict" or "predict_batch"), the request's
+	// Content-Type and body (valid during the call only) and the predicted
+	// label (nil when the answer had none). It must not block (the drift
+	// capture samples and queues).
+	Capture func(model, variant, kind, contentType string, body []byte, label *string)
 }
 
 func (o ProxyOptions) withDefaults() ProxyOptions {
@@ -198,6 +199,17 @@ func (p *Proxy) Close(ctx context.Context) error {
 
 // proxyKind is the kind of a routed endpoint.
 type proxyKind int
+
+// String names the kind as ProxyOptions.Capture does.
+func (k proxyKind) String() string {
+	switch k {
+	case proxyPredict:
+		return "predict"
+	case proxyPredictBatch:
+		return "predict_batch"
+	}
+	return "v2"
+}
 
 const (
 	proxyV2 proxyKind = iota
@@ -380,8 +392,8 @@ func (p *Proxy) handle(kind proxyKind) gin.HandlerFunc {
 			})
 			p.recent.add(reqID, d.ExperimentID, unit)
 		}
-		if p.opts.Capture != nil && d.InExperiment && kind == proxyV2 && ferr == nil && status < 300 {
-			p.opts.Capture(served.model, served.variant, body, label)
+		if p.opts.Capture != nil && d.InExperiment && ferr == nil && status < 300 {
+			p.opts.Capture(served.model, served.variant, kind.String(), req.Header.Get("Content-Type"), body, label)
 		}
 		p.startShadows(ctx, route, d.Shadows, unit, reqID, kind, query, req.Method, header, body, label)
 

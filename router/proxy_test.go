@@ -539,3 +539,41 @@ func TestParseForce(t *testing.T) {
 		t.Error("parseForce(nothing) not nil")
 	}
 }
+
+// TestProxyCapture checks what the proxy offers the drift capture: routed
+// predictions of an experiment answered 2xx, with their kind, content type
+// and body; nothing for a route without an experiment.
+func TestProxyCapture(t *testing.T) {
+	f := newProxyFixture(t, dbtest.SQLite(t), nil)
+	type offer struct{ model, variant, kind, contentType, body string }
+	var mu sync.Mutex
+	var offers []offer
+	p, err := NewProxy(f.watcher, f.pools, nil, f.store, ProxyOptions{DefaultRoute: "plain",
+		Capture: func(model, variant, kind, contentType string, body []byte, label *string) {
+			mu.Lock()
+			offers = append(offers, offer{model, variant, kind, contentType, string(body)})
+			mu.Unlock()
+		}}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := gin.New()
+	p.Mount(r)
+	srv := httptest.NewServer(r)
+	defer srv.Close()
+	g := &proxyFixture{srv: srv}
+	resp, _ := g.post(t, "/v2/models/classifier/infer", map[string]string{"X-User-ID": "user-42"}, proxyV2Body)
+	v2Variant, v2Model := resp.Header.Get(HeaderVariant), resp.Header.Get(HeaderModel)
+	resp, _ = g.post(t, "/predict?model=classifier", map[string]string{"X-User-ID": "user-7"}, `{"image":"x"}`)
+	pVariant, pModel := resp.Header.Get(HeaderVariant), resp.Header.Get(HeaderModel)
+	g.post(t, "/v2/models/plain/infer", nil, proxyV2Body) // no experiment: not offered
+	want := []offer{
+		{v2Model, v2Variant, "v2", "application/json", proxyV2Body},
+		{pModel, pVariant, "predict", "application/json", `{"image":"x"}`},
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if fmt.Sprint(offers) != fmt.Sprint(want) || v2Variant == "" || pVariant == "" {
+		t.Errorf("offers = %v, want %v", offers, want)
+	}
+}

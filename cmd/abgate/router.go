@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"image"
 	"io"
 	"log/slog"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 
 	"abgate/analytics"
 	"abgate/experiments"
+	"abgate/inference"
 	"abgate/migrations"
 	"abgate/router"
 )
@@ -71,7 +73,7 @@ func startRouting(ctx context.Context, cfg *Config, db *gorm.DB, store *experime
 	}
 	if cfg.DriftSampleRate > 0 {
 		svc := analytics.NewService(db, store, log, analytics.Options{})
-		capture = analytics.NewCapture(svc, analytics.CaptureOptions{Rate: cfg.DriftSampleRate, FeatureNames: featureNames}, log, reg)
+		capture = analytics.NewCapture(svc, analytics.CaptureOptions{Rate: cfg.DriftSampleRate, FeatureNames: featureNames, Images: decodeImages}, log, reg)
 		popts.Capture = capture.Offer
 	}
 	proxy, err := router.NewProxy(watcher, pools, xlog, store, popts, log, reg)
@@ -119,6 +121,24 @@ func startRouting(ctx context.Context, cfg *Config, db *gorm.DB, store *experime
 		}
 	}()
 	return rt, nil
+}
+
+// decodeImages decodes the images of a /predict or /predict/batch body as
+// the image API reads them, for the drift capture.
+func decodeImages(contentType string, body []byte, batch bool) ([]image.Image, error) {
+	raws, err := inference.ParseImageRequest(contentType, body, batch)
+	if err != nil {
+		return nil, err
+	}
+	imgs := make([]image.Image, 0, len(raws))
+	for _, raw := range raws {
+		img, err := inference.DecodeImage(raw, 0)
+		if err != nil {
+			return nil, err
+		}
+		imgs = append(imgs, img)
+	}
+	return imgs, nil
 }
 
 // mount adds the routed prediction endpoints and POST /v1/feedback to r,
