@@ -71,6 +71,7 @@ type captured struct {
 	at             time.Time
 	body           []byte
 	label          *string
+	confidence     *float64
 }
 
 // The kinds of routed predictions a Capture is offered.
@@ -113,8 +114,8 @@ func NewCapture(svc *Service, opts CaptureOptions, log *slog.Logger, reg prometh
 // Offer offers a routed prediction of kind (KindV2, KindPredict,
 // KindPredictBatch): body is its request (read only during the call), label
 // the predicted label of the answer (nil when it had none). It never
-// blocks.
-func (c *Capture) Offer(model, variant, kind, contentType string, body []byte, label *string) {
+// blocks. confidence is the answer's confidence (nil: none).
+func (c *Capture) Offer(model, variant, kind, contentType string, body []byte, label *string, confidence *float32) {
 	c.offered.Inc()
 	if kind != KindV2 && c.opts.Images == nil {
 		return
@@ -126,6 +127,10 @@ func (c *Capture) Offer(model, variant, kind, contentType string, body []byte, l
 	if label != nil {
 		l := *label
 		item.label = &l
+	}
+	if confidence != nil {
+		x := float64(*confidence)
+		item.confidence = &x
 	}
 	select {
 	case c.queue <- item:
@@ -227,8 +232,13 @@ func (c *Capture) bin(ctx context.Context, item captured) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, row := range rows {
-		if item.label != nil && len(rows) == 1 {
-			row[PredictionFeature] = *item.label
+		if len(rows) == 1 {
+			if item.label != nil {
+				row[PredictionFeature] = *item.label
+			}
+			if item.confidence != nil {
+				row[ConfidenceFeature] = jsonNum(*item.confidence)
+			}
 		}
 		for name, v := range row {
 			f := ref.p.feature(name)

@@ -65,7 +65,7 @@ func TestCaptureIntoDrift(t *testing.T) {
 	svc, _ := newFixture(t, db, fixtureDefinition())
 	var ref strings.Builder
 	for i := range 500 {
-		fmt.Fprintf(&ref, `{"age": %d, "income": %d, "prediction": %d}`+"\n", 20+i%40, 30000+(i*167)%20000, i%2)
+		fmt.Fprintf(&ref, `{"age": %d, "income": %d, "prediction": %d, "confidence": %.3f}`+"\n", 20+i%40, 30000+(i*167)%20000, i%2, 0.5+float64(i%50)/100)
 	}
 	p, err := BuildProfile("m2", strings.NewReader(ref.String()), ReferenceOptions{})
 	if err != nil {
@@ -80,11 +80,12 @@ func TestCaptureIntoDrift(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); c.Run(ctx) }()
 	label := "1"
+	conf := float32(0.9)
 	for i := range 120 {
 		body := fmt.Sprintf(`{"inputs": [{"name": "features", "shape": [1, 2], "datatype": "FP32", "data": [%d, %d]}]}`, 60+i%40, 30000+(i*668)%20000)
-		c.Offer("m2", "b", KindV2, "application/json", []byte(body), &label)
+		c.Offer("m2", "b", KindV2, "application/json", []byte(body), &label, &conf)
 	}
-	c.Offer("m1", "a", KindV2, "application/json", []byte(`{"inputs": []}`), nil) // no reference: skipped
+	c.Offer("m1", "a", KindV2, "application/json", []byte(`{"inputs": []}`), nil, nil) // no reference: skipped
 	cancel()
 	<-done
 	now := time.Now().UTC()
@@ -110,6 +111,9 @@ func TestCaptureIntoDrift(t *testing.T) {
 	}
 	if b.PredictionDrift == nil || b.PredictionDrift.Observations != 120 || !b.PredictionDrift.Drifted {
 		t.Errorf("prediction drift = %+v, want 120 predictions of class 1, drifted (the reference is half 0)", b.PredictionDrift)
+	}
+	if b.ConfidenceDrift == nil || b.ConfidenceDrift.Observations != 120 || !b.ConfidenceDrift.Drifted {
+		t.Errorf("confidence drift = %+v, want 120 confidences of 0.9, drifted (the reference spreads 0.5 to 0.99)", b.ConfidenceDrift)
 	}
 }
 
@@ -178,7 +182,7 @@ func TestCaptureImages(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 10 {
-		c.Offer("m1", "a", KindPredict, "image/png", buf.Bytes(), nil)
+		c.Offer("m1", "a", KindPredict, "image/png", buf.Bytes(), nil, nil)
 	}
 	cancel()
 	<-done

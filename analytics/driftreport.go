@@ -37,12 +37,15 @@ type VariantDrift struct {
 	Control bool   `json:"control"`
 	// Reference is null when the model has no reference profile; the data
 	// and prediction drift are then empty.
-	Reference       *ReferenceInfo  `json:"reference"`
-	Observations    float64         `json:"observations"`
-	DatasetDrift    bool            `json:"dataset_drift"`
-	DriftShare      float64         `json:"drift_share"`
-	Features        []FeatureDrift  `json:"features"`
-	PredictionDrift *FeatureDrift   `json:"prediction_drift"`
+	Reference       *ReferenceInfo `json:"reference"`
+	Observations    float64        `json:"observations"`
+	DatasetDrift    bool           `json:"dataset_drift"`
+	DriftShare      float64        `json:"drift_share"`
+	Features        []FeatureDrift `json:"features"`
+	PredictionDrift *FeatureDrift  `json:"prediction_drift"`
+	// ConfidenceDrift compares the confidence of the answers when the
+	// reference has a "confidence" column.
+	ConfidenceDrift *FeatureDrift   `json:"confidence_drift,omitempty"`
 	Performance     PerformanceInfo `json:"performance"`
 }
 
@@ -191,8 +194,12 @@ GROUP BY feature, bin`, refID, variant, from.UTC(), to.UTC()).Scan(&rows).Error
 		f := &p.Features[i]
 		c := cur[f.Name]
 		fd := compareFeature(f, c, nulls[f.Name])
-		if f.Name == PredictionFeature {
+		switch f.Name {
+		case PredictionFeature:
 			vd.PredictionDrift = &fd
+			continue
+		case ConfidenceFeature:
+			vd.ConfidenceDrift = &fd
 			continue
 		}
 		if fd.Statistic == nil {
@@ -483,8 +490,10 @@ func (s *Service) Summary(ctx context.Context, key string, days int) (*DriftSumm
 					counts[k{"data", v.Key, f.Name, f.Severity}]++
 				}
 			}
-			if p := v.PredictionDrift; p != nil && p.Drifted && p.Severity != drift.SeverityNone {
-				counts[k{"prediction", v.Key, "", p.Severity}]++
+			for _, p := range []*FeatureDrift{v.PredictionDrift, v.ConfidenceDrift} {
+				if p != nil && p.Drifted && p.Severity != drift.SeverityNone {
+					counts[k{"prediction", v.Key, p.Name, p.Severity}]++
+				}
 			}
 			if sev := v.Performance.Severity; sev != "" && sev != drift.SeverityNone {
 				counts[k{"performance", v.Key, "", sev}]++

@@ -42,9 +42,12 @@ const (
 	Categorical = "categorical"
 )
 
-// PredictionFeature is the name under which predicted classes are profiled
-// and observed.
-const PredictionFeature = "prediction"
+// PredictionFeature and ConfidenceFeature are the names under which
+// predicted classes and their confidence are profiled and observed.
+const (
+	PredictionFeature = "prediction"
+	ConfidenceFeature = "confidence"
+)
 
 // Profile is the reference profile of a model (Variant "" ) or of one
 // variant.

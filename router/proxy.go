@@ -100,9 +100,9 @@ type ProxyOptions struct {
 	// answered with 2xx: the model and variant that served it, the kind of
 	// endpoint ("v2", "predict" or "predict_batch"), the request's
 	// Content-Type and body (valid during the call only) and the predicted
-	// label (nil when the answer had none). It must not block (the drift
-	// capture samples and queues).
-	Capture func(model, variant, kind, contentType string, body []byte, label *string)
+	// label and confidence (nil when the answer had none). It must not
+	// block (the drift capture samples and queues).
+	Capture func(model, variant, kind, contentType string, body []byte, label *string, confidence *float32)
 }
 
 func (o ProxyOptions) withDefaults() ProxyOptions {
@@ -393,7 +393,7 @@ func (p *Proxy) handle(kind proxyKind) gin.HandlerFunc {
 			p.recent.add(reqID, d.ExperimentID, unit)
 		}
 		if p.opts.Capture != nil && d.InExperiment && ferr == nil && status < 300 {
-			p.opts.Capture(served.model, served.variant, kind.String(), req.Header.Get("Content-Type"), body, label)
+			p.opts.Capture(served.model, served.variant, kind.String(), req.Header.Get("Content-Type"), body, label, conf)
 		}
 		p.startShadows(ctx, route, d.Shadows, unit, reqID, kind, query, req.Method, header, body, label)
 

@@ -549,7 +549,7 @@ func TestProxyCapture(t *testing.T) {
 	var mu sync.Mutex
 	var offers []offer
 	p, err := NewProxy(f.watcher, f.pools, nil, f.store, ProxyOptions{DefaultRoute: "plain",
-		Capture: func(model, variant, kind, contentType string, body []byte, label *string) {
+		Capture: func(model, variant, kind, contentType string, body []byte, label *string, _ *float32) {
 			mu.Lock()
 			offers = append(offers, offer{model, variant, kind, contentType, string(body)})
 			mu.Unlock()

@@ -48,6 +48,9 @@ type Config struct {
 	// DriftSampleRate is the share of routed V2 predictions whose inputs
 	// the drift capture bins; 0 turns it off.
 	DriftSampleRate float64
+	// DriftShare is the share of drifted features that makes a variant's
+	// dataset drift.
+	DriftShare float64
 }
 
 // flagSet returns the flags of a subcommand bound to cfg, defaults taken
@@ -131,6 +134,7 @@ func flagSet(name string, cfg *Config, getenv func(string) string, errOut io.Wri
 	}
 	float(&cfg.AnalyticsAlpha, "alpha", "ABGATE_ALPHA", 0.05, "significance level of the results")
 	float(&cfg.DriftSampleRate, "drift-sample-rate", "ABGATE_DRIFT_SAMPLE_RATE", 0.1, "share of routed V2 predictions whose inputs are captured for data drift (0 turns the capture off)")
+	float(&cfg.DriftShare, "drift-share", "ABGATE_DRIFT_SHARE", 0.5, "share of drifted features that makes a variant's dataset drift")
 	float(&cfg.SequentialNStar, "sequential-n", "ABGATE_SEQUENTIAL_N", 5000, "units per variant where the sequential test is tightest (tunes its mixing variance)")
 	str(&cfg.AnalyticsCorrection, "correction", "ABGATE_CORRECTION", "holm", "multiple-testing correction of \"significant\" across variants x metrics: holm, bh or none")
 	return fs, envErrs
@@ -182,6 +186,9 @@ func (c *Config) validate() error {
 	}
 	if c.DriftSampleRate < 0 || c.DriftSampleRate > 1 {
 		return fmt.Errorf("--drift-sample-rate must be in [0, 1], got %v", c.DriftSampleRate)
+	}
+	if c.DriftShare <= 0 || c.DriftShare > 1 {
+		return fmt.Errorf("--drift-share must be in (0, 1], got %v", c.DriftShare)
 	}
 	if c.SequentialNStar < 10 {
 		return fmt.Errorf("--sequential-n must be at least 10, got %v", c.SequentialNStar)

@@ -38,6 +38,7 @@ func defaults() Config {
 		AnalyticsCorrection: "holm",
 		SequentialNStar:     5000,
 		DriftSampleRate:     0.1,
+		DriftShare:          0.5,
 	}
 }
 
@@ -80,6 +81,7 @@ func TestParseConfig(t *testing.T) {
 		AnalyticsCorrection: "bh",
 		SequentialNStar:     20000,
 		DriftSampleRate:     0.1,
+		DriftShare:          0.5,
 	}
 	allFlags := []string{
 		"--listen", "127.0.0.1:9100",
@@ -119,6 +121,7 @@ func TestParseConfig(t *testing.T) {
 		AnalyticsCorrection: "none",
 		SequentialNStar:     100,
 		DriftSampleRate:     0.1,
+		DriftShare:          0.5,
 	}
 	oneFlag := fromEnv
 	oneFlag.Listen = "127.0.0.1:9200"
@@ -259,6 +262,7 @@ func TestValidate(t *testing.T) {
 		{"sequential n small", func(c *Config) { c.SequentialNStar = 5 }, "--sequential-n"},
 		{"drift capture off", func(c *Config) { c.DriftSampleRate = 0 }, ""},
 		{"drift rate over 1", func(c *Config) { c.DriftSampleRate = 1.5 }, "--drift-sample-rate"},
+		{"drift share zero", func(c *Config) { c.DriftShare = 0 }, "--drift-share"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

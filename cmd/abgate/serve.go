@@ -247,7 +247,7 @@ func mountAdmin(r gin.IRouter, cfg *Config, store *experiments.Store, svc *analy
 func newAnalytics(cfg *Config, db *gorm.DB, store *experiments.Store, log *slog.Logger) *analytics.Service {
 	return analytics.NewService(db, store, log, analytics.Options{Settings: analytics.Settings{
 		Alpha: cfg.AnalyticsAlpha, Correction: cfg.AnalyticsCorrection, SequentialNStar: cfg.SequentialNStar,
-	}})
+	}, DriftShare: cfg.DriftShare})
 }
 
 // mountHealth adds GET /healthz: 200 while the database answers.
