@@ -171,13 +171,40 @@ func (c *Capture) Run(ctx context.Context) {
 	}
 }
 
-// flush writes the pending counts.
+// flush writes the pending counts. Counts of a reference replaced since
+// they were binned are dropped (its histograms went with it); after any
+// other failure the counts are kept for the next flush.
 func (c *Capture) flush(ctx context.Context) {
 	c.mu.Lock()
 	pending := c.pending
 	c.pending = &observer{counts: map[countKey]float64{}, confusion: map[confusionKey]float64{}}
 	c.mu.Unlock()
-	if err := c.svc.flushObservations(ctx, "", pending); err != nil {
+	if len(pending.counts) == 0 {
+		return
+	}
+	ids := map[int64]bool{}
+	for k := range pending.counts {
+		ids[k.ref] = true
+	}
+	list := make([]int64, 0, len(ids))
+	for id := range ids {
+		list = append(list, id)
+	}
+	var live []int64
+	err := c.svc.db.WithContext(ctx).Table("drift_references").Where("id IN ?", list).Pluck("id", &live).Error
+	if err == nil {
+		alive := map[int64]bool{}
+		for _, id := range live {
+			alive[id] = true
+		}
+		for k := range pending.counts {
+			if !alive[k.ref] {
+				delete(pending.counts, k)
+			}
+		}
+		err = c.svc.flushObservations(ctx, "", pending)
+	}
+	if err != nil {
 		c.log.Warn("drift capture not written; counts kept for the next flush", "err", err)
 		c.mu.Lock()
 		for k, n := range pending.counts {

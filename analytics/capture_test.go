@@ -199,3 +199,35 @@ func TestCaptureImages(t *testing.T) {
 		t.Errorf("features of variant a = %v, want 10 observations of each image feature", seen)
 	}
 }
+
+// TestCaptureReferenceReplaced bins against a reference that is replaced
+// before the flush: those counts are dropped, later ones written.
+func TestCaptureReferenceReplaced(t *testing.T) {
+	db := dbtest.SQLite(t)
+	svc, _ := newFixture(t, db, fixtureDefinition())
+	upload := func() {
+		p, err := BuildProfile("m2", strings.NewReader("{\"x\": 1}\n{\"x\": 2}\n"), ReferenceOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := svc.SaveReference(t.Context(), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	upload()
+	c := NewCapture(svc, CaptureOptions{Rate: 1, FlushInterval: time.Hour}, nil, nil)
+	body := []byte(`{"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1]}]}`)
+	c.bin(t.Context(), captured{model: "m2", variant: "b", kind: KindV2, at: time.Now(), body: body})
+	upload() // replaces the reference: the pending count's reference is gone
+	c.flush(t.Context())
+	c.refsAt = time.Time{} // reread the reference
+	c.bin(t.Context(), captured{model: "m2", variant: "b", kind: KindV2, at: time.Now(), body: body})
+	c.flush(t.Context())
+	var n float64
+	if err := db.Raw("SELECT COALESCE(SUM(count), 0) FROM drift_counts").Scan(&n).Error; err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 || len(c.pending.counts) != 0 {
+		t.Errorf("%v counts written, %d pending; want 1 written, none pending", n, len(c.pending.counts))
+	}
+}

@@ -369,3 +369,25 @@ func TestReferenceFromTraffic(t *testing.T) {
 		t.Errorf("empty window: %d %s", resp.StatusCode, body)
 	}
 }
+
+func TestSeedDemoReferences(t *testing.T) {
+	db := dbtest.SQLite(t)
+	svc, _ := newFixture(t, db, fixtureDefinition())
+	if err := svc.SeedDemoReferences(t.Context(), []string{"m1", "m2"}); err != nil {
+		t.Fatal(err)
+	}
+	id1, p, err := svc.Reference(t.Context(), "m1", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Rows != DemoReferenceRows || len(p.Features) != 4 || p.feature("income").Type != Numeric {
+		t.Fatalf("demo reference = %+v", p)
+	}
+	// Seeding again keeps what is there.
+	if err := svc.SeedDemoReferences(t.Context(), []string{"m1"}); err != nil {
+		t.Fatal(err)
+	}
+	if id, _, _ := svc.Reference(t.Context(), "m1", ""); id != id1 {
+		t.Errorf("reference replaced: id %d, was %d", id, id1)
+	}
+}

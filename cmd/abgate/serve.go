@@ -170,6 +170,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	inf.MountUnrouted(r)
 	rt.mount(r)
 	svc := newAnalytics(cfg, db, store, log)
+	if cfg.Demo {
+		if err := svc.SeedDemoReferences(ctx, []string{experiments.DemoModelV1, experiments.DemoModelV2}); err != nil {
+			return fmt.Errorf("demo references: %w", err)
+		}
+	}
 	reg.MustRegister(analytics.NewGauges(svc))
 	mountAdmin(r, cfg, store, svc, db, log)
 	mountMetrics(r, reg)
