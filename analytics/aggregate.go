@@ -176,31 +176,12 @@ func aggregateSQL(d migrations.Dialect, id int64, metrics []experiments.Metric, 
 	if len(unitMetrics) > 0 {
 		// defs: the per-unit metrics with their type, window and lookback
 		// (seconds).
-		b.WriteString(",\ndefs (metric_key, binomial, win, lookback) AS (")
-		for i, m := range unitMetrics {
-			if i > 0 {
-				b.WriteString(" UNION ALL ")
-			}
-			if pg {
-				b.WriteString("SELECT CAST(? AS TEXT), CAST(? AS INTEGER), CAST(? AS DOUBLE PRECISION), CAST(? AS DOUBLE PRECISION)")
-			} else {
-				b.WriteString("SELECT ?, ?, ?, ?")
-			}
-			binomial := 0
-			if m.Type == experiments.MetricBinomial {
-				binomial = 1
-			}
-			args = append(args, m.Key, binomial, m.WindowHours*3600, m.LookbackHours*3600)
-		}
-		b.WriteString(")")
+		defs, defArgs := metricDefs(unitMetrics)
+		b.WriteString(",\ndefs AS (" + defs + ")")
+		args = append(args, defArgs...)
 		// per_unit: each analysed unit's value y (after first exposure) and
 		// covariate x (before it) for each metric it has outcomes of.
-		post := "o.at >= u.first_at AND (d.win = 0 OR o.at < u.first_at + d.win * INTERVAL '1 second')"
-		pre := "o.at < u.first_at AND d.lookback > 0 AND o.at >= u.first_at - d.lookback * INTERVAL '1 second'"
-		if !pg {
-			post = "o.at >= u.first_at AND (d.win = 0 OR julianday(o.at) < julianday(u.first_at) + d.win / 86400.0)"
-			pre = "o.at < u.first_at AND d.lookback > 0 AND julianday(o.at) >= julianday(u.first_at) - d.lookback / 86400.0"
-		}
+		post, pre := attribution(pg, "u.first_at")
 		fmt.Fprintf(&b, `,
 per_unit AS (
   SELECT o.metric_key, u.variant_id, d.binomial,

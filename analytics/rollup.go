@@ -409,9 +409,16 @@ func (f *folder) count(table string) int64 {
 	return n
 }
 
-// defs creates ab_defs: the per-unit metrics with their type, window and
-// lookback in seconds.
+// defs creates ab_defs from metricDefs.
 func (f *folder) defs(metrics []experiments.Metric) {
+	q, args := metricDefs(metrics)
+	f.temp("ab_defs", q, args...)
+}
+
+// metricDefs returns a SELECT of the per-unit metrics with their type,
+// window and lookback in seconds: columns metric_key, binomial (1 or 0),
+// win and lookback.
+func metricDefs(metrics []experiments.Metric) (string, []any) {
 	var b strings.Builder
 	var args []any
 	for i, m := range metrics {
@@ -425,7 +432,7 @@ func (f *folder) defs(metrics []experiments.Metric) {
 		}
 		args = append(args, m.Key, binomial, m.WindowHours*3600, m.LookbackHours*3600)
 	}
-	f.temp("ab_defs", b.String(), args...)
+	return b.String(), args
 }
 
 // attribution returns the conditions under which an outcome o (joined to
