@@ -136,6 +136,14 @@ func fold(ctx context.Context, db *gorm.DB, id int64, e *experiments.Experiment,
 		lockArgs := []any{int32(id)}
 		const lock = "hashtext('abgate_analytics_fold:' || current_schema()), CAST(? AS INTEGER)"
 		if err := conn.Exec("SELECT pg_advisory_lock("+lock+")", lockArgs...).Error; err != nil {
+			// A cancellation can race with the grant: release whatever
+			// this session may hold before the connection goes back to
+			// the pool.
+			uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			if uerr := conn.WithContext(uctx).Exec("SELECT pg_advisory_unlock_all()").Error; uerr != nil {
+				_ = conn.WithContext(uctx).Exec("SELECT pg_terminate_backend(pg_backend_pid())").Error
+			}
 			return err
 		}
 		defer func() {
