@@ -248,7 +248,7 @@ func upsertAdd(tx *gorm.DB, table string, keys []string, n int, rows func(add fu
 		return nil
 	}
 	cols := append(append([]string{}, keys...), "count")
-	placeholder := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ") + ")"
+	rowParams := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ") + ")"
 	head := "INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES "
 	tail := " ON CONFLICT (" + strings.Join(keys, ", ") + ") DO UPDATE SET count = " + table + ".count + excluded.count"
 	var args []any
@@ -267,7 +267,7 @@ func upsertAdd(tx *gorm.DB, table string, keys []string, n int, rows func(add fu
 			return
 		}
 		args = append(args, v...)
-		vals = append(vals, placeholder)
+		vals = append(vals, rowParams)
 		if len(vals) >= 500 {
 			err = flush()
 		}
