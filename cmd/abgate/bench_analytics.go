@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"slices"
 	"time"
 
@@ -55,11 +54,7 @@ func parseBenchAnalyticsFlags(args []string, getenv func(string) string, stderr 
 		fmt.Fprint(stderr, benchAnalyticsUsage)
 		fs.PrintDefaults()
 	}
-	pg := "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	if v := getenv("ABGATE_BENCH_POSTGRES"); v != "" {
-		pg = v
-	}
-	fs.StringVar(&o.Postgres, "postgres", pg, "PostgreSQL database the harness connects to, to create and drop a database of its own (env ABGATE_BENCH_POSTGRES)")
+	benchPostgresFlag(fs, &o.Postgres, getenv)
 	fs.IntVar(&o.Exposures, "exposures", 10_000_000, "exposure rows")
 	fs.IntVar(&o.Outcomes, "outcomes", 10_000_000, "outcome rows, spread over the three metrics")
 	fs.IntVar(&o.Units, "units", 2_000_000, "distinct units")
@@ -81,9 +76,8 @@ func parseBenchAnalyticsFlags(args []string, getenv func(string) string, stderr 
 	case o.Rounds < 1 || o.Rounds > 20:
 		return o, fmt.Errorf("--rounds must be between 1 and 20, got %d", o.Rounds)
 	}
-	u, err := url.Parse(o.Postgres)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		return o, fmt.Errorf("--postgres must be a postgres:// URL, got %q", o.Postgres)
+	if err := checkBenchPostgres(o.Postgres); err != nil {
+		return o, err
 	}
 	return o, nil
 }

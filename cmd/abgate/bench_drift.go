@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net/url"
 	"strings"
 	"time"
 
@@ -51,11 +50,7 @@ func benchDriftCmd(ctx context.Context, args []string, getenv func(string) strin
 		fmt.Fprint(stderr, benchDriftUsage)
 		fs.PrintDefaults()
 	}
-	pg := "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	if v := getenv("ABGATE_BENCH_POSTGRES"); v != "" {
-		pg = v
-	}
-	fs.StringVar(&o.Postgres, "postgres", pg, "PostgreSQL database the harness connects to, to create and drop a database of its own (env ABGATE_BENCH_POSTGRES)")
+	benchPostgresFlag(fs, &o.Postgres, getenv)
 	fs.IntVar(&o.Observations, "observations", 1_000_000, "observations, over the three variants")
 	fs.IntVar(&o.Rounds, "rounds", 5, "reports timed (the median counts)")
 	if err := fs.Parse(args); err != nil {
@@ -69,8 +64,8 @@ func benchDriftCmd(ctx context.Context, args []string, getenv func(string) strin
 	case o.Rounds < 1 || o.Rounds > 100:
 		return fmt.Errorf("--rounds must be between 1 and 100, got %d", o.Rounds)
 	}
-	if u, err := url.Parse(o.Postgres); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		return fmt.Errorf("--postgres must be a postgres:// URL, got %q", o.Postgres)
+	if err := checkBenchPostgres(o.Postgres); err != nil {
+		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	db, _, cleanup, err := benchDatabase(ctx, o.Postgres, log)

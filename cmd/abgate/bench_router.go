@@ -111,11 +111,7 @@ func parseBenchRouterFlags(args []string, getenv func(string) string, stderr io.
 		fmt.Fprint(stderr, benchRouterUsage)
 		fs.PrintDefaults()
 	}
-	pg := "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	if v := getenv("ABGATE_BENCH_POSTGRES"); v != "" {
-		pg = v
-	}
-	fs.StringVar(&o.Postgres, "postgres", pg, "PostgreSQL database the harness connects to, to create and drop a database of its own (env ABGATE_BENCH_POSTGRES)")
+	benchPostgresFlag(fs, &o.Postgres, getenv)
 	fs.StringVar(&o.Nginx, "nginx", getenv("ABGATE_BENCH_NGINX"), "nginx binary; empty looks up nginx in PATH, /usr/sbin and /usr/local/sbin (env ABGATE_BENCH_NGINX)")
 	fs.DurationVar(&o.Duration, "duration", 5*time.Second, "measured time of each case (env ABGATE_BENCH_DURATION)")
 	fs.IntVar(&o.Concurrency, "concurrency", 32, "requests in flight (env ABGATE_BENCH_CONCURRENCY)")
@@ -131,9 +127,8 @@ func parseBenchRouterFlags(args []string, getenv func(string) string, stderr io.
 	case o.Units < 1 || o.Units > 10_000_000:
 		return o, fmt.Errorf("--units must be between 1 and 10000000, got %d", o.Units)
 	}
-	u, err := url.Parse(o.Postgres)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		return o, fmt.Errorf("--postgres must be a postgres:// URL, got %q", o.Postgres)
+	if err := checkBenchPostgres(o.Postgres); err != nil {
+		return o, err
 	}
 	return o, nil
 }
@@ -813,4 +808,24 @@ func benchCaptureRouter(ctx context.Context, db *gorm.DB, store *experiments.Sto
 		cancel()
 		<-done
 	}, nil
+}
+
+// benchPostgresFlag adds --postgres to fs, bound to p: the PostgreSQL
+// database a harness connects to, to create and drop a database of its own
+// (default the local test database, env ABGATE_BENCH_POSTGRES).
+func benchPostgresFlag(fs *flag.FlagSet, p *string, getenv func(string) string) {
+	pg := "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	if v := getenv("ABGATE_BENCH_POSTGRES"); v != "" {
+		pg = v
+	}
+	fs.StringVar(p, "postgres", pg, "PostgreSQL database the harness connects to, to create and drop a database of its own (env ABGATE_BENCH_POSTGRES)")
+}
+
+// checkBenchPostgres checks that dsn is a postgres:// URL.
+func checkBenchPostgres(dsn string) error {
+	u, err := url.Parse(dsn)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return fmt.Errorf("--postgres must be a postgres:// URL, got %q", dsn)
+	}
+	return nil
 }
