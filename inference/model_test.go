@@ -578,3 +578,61 @@ func TestRunCancelAndClose(t *testing.T) {
 		t.Errorf("get after close: %v, want errUnloaded", err)
 	}
 }
+
+// TestFirstNonFinite32 checks the word-wise scan against a value-by-value
+// one: every position of NaN, ±Inf and the largest finite values, in
+// slices of every length up to 70 and at both alignments.
+func TestFirstNonFinite32(t *testing.T) {
+	plain := func(d []float32) int {
+		for i, f := range d {
+			if math.IsNaN(float64(f)) || math.IsInf(float64(f), 0) {
+				return i
+			}
+		}
+		return -1
+	}
+	specials := []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)),
+		math.Float32frombits(0x7fc00001), math.Float32frombits(0xff800001)}
+	finite := []float32{math.MaxFloat32, -math.MaxFloat32, math.Float32frombits(0x7f7fffff), math.SmallestNonzeroFloat32, 0, -1.5}
+	backing := make([]float32, 80)
+	for _, off := range []int{0, 1} {
+		for n := 0; n <= 70; n++ {
+			d := backing[off : off+n]
+			for i := range d {
+				d[i] = finite[i%len(finite)]
+			}
+			if got := firstNonFinite32(d); got != -1 {
+				t.Fatalf("offset %d, %d finite values: got %d, want -1", off, n, got)
+			}
+			for pos := 0; pos < n; pos++ {
+				for _, sp := range specials {
+					d[pos] = sp
+					if got, want := firstNonFinite32(d), plain(d); got != want || want != pos {
+						t.Fatalf("offset %d, n %d, %v at %d: got %d, want %d", off, n, sp, pos, got, want)
+					}
+					if pos+3 < n {
+						d[pos+3] = sp
+						if got := firstNonFinite32(d); got != pos {
+							t.Fatalf("offset %d, n %d, two at %d and %d: got %d", off, n, pos, pos+3, got)
+						}
+						d[pos+3] = finite[(pos+3)%len(finite)]
+					}
+				}
+				d[pos] = finite[pos%len(finite)]
+			}
+		}
+	}
+}
+
+func BenchmarkFirstNonFinite32(b *testing.B) {
+	d := make([]float32, 3*224*224)
+	for i := range d {
+		d[i] = float32(i%255)/255 - 0.5
+	}
+	b.SetBytes(int64(4 * len(d)))
+	for b.Loop() {
+		if firstNonFinite32(d) != -1 {
+			b.Fatal("finite data reported")
+		}
+	}
+}

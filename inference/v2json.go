@@ -90,7 +90,7 @@ func DecodeInferRequest(b []byte) (*InferRequest, error) {
 				return err
 			}
 			return s.array("inputs", func(i int) error {
-				in, err := s.tensor(fmt.Sprintf("inputs[%d]", i), true)
+				in, err := s.tensor(elementPath("inputs", i), true)
 				if err == nil {
 					req.Inputs = append(req.Inputs, InferInput{Tensor: in.Tensor, Parameters: in.params})
 				}
@@ -101,7 +101,7 @@ func DecodeInferRequest(b []byte) (*InferRequest, error) {
 				return err
 			}
 			return s.array("outputs", func(i int) error {
-				o, err := s.requestedOutput(fmt.Sprintf("outputs[%d]", i))
+				o, err := s.requestedOutput(elementPath("outputs", i))
 				if err == nil {
 					req.Outputs = append(req.Outputs, o)
 				}
@@ -152,7 +152,7 @@ func DecodeInferResponse(b []byte) (*InferResponse, error) {
 			resp.Parameters, err = s.parameters(k)
 		case "outputs":
 			err = s.array("outputs", func(i int) error {
-				o, err := s.tensor(fmt.Sprintf("outputs[%d]", i), false)
+				o, err := s.tensor(elementPath("outputs", i), false)
 				if err == nil {
 					resp.Outputs = append(resp.Outputs, InferOutput{Tensor: o.Tensor, Parameters: o.params})
 				}
@@ -794,6 +794,45 @@ func (s *scanner) requestedOutput(what string) (RequestedOutput, error) {
 	return o, err
 }
 
+// elementPaths are the paths of the first elements of "inputs" and
+// "outputs", made once: requests rarely have more tensors.
+var elementPaths = func() map[string][]string {
+	m := map[string][]string{}
+	for _, list := range []string{"inputs", "outputs"} {
+		for i := range 8 {
+			m[list] = append(m[list], list+"["+strconv.Itoa(i)+"]")
+		}
+	}
+	return m
+}()
+
+// elementPath returns the path of element i of the list "inputs" or
+// "outputs", as error messages name it.
+func elementPath(list string, i int) string {
+	if paths := elementPaths[list]; i < len(paths) {
+		return paths[i]
+	}
+	return list + "[" + strconv.Itoa(i) + "]"
+}
+
+// tensorKey returns key as a string, without a copy for the keys of a
+// tensor object.
+func tensorKey(key []byte) string {
+	switch string(key) {
+	case "name":
+		return "name"
+	case "datatype":
+		return "datatype"
+	case "shape":
+		return "shape"
+	case "data":
+		return "data"
+	case "parameters":
+		return "parameters"
+	}
+	return string(key)
+}
+
 // decodedTensor is a tensor of a request or response with its parameters.
 type decodedTensor struct {
 	Tensor
@@ -812,16 +851,22 @@ func (s *scanner) tensor(what string, input bool) (decodedTensor, error) {
 		kind = "output"
 	}
 	err := s.object(what, func(key []byte) error {
-		k := string(key)
+		k := tensorKey(key)
 		if err := seen.once(s, k); err != nil {
 			return err
 		}
 		var err error
 		switch k {
 		case "name":
-			t.Name, err = s.stringValue(what + ".name")
+			if s.peek() != '"' {
+				return s.kindError(what+".name", "a string")
+			}
+			t.Name, err = s.stringValue("")
 		case "datatype":
-			t.Datatype, err = s.stringValue(what + ".datatype")
+			if s.peek() != '"' {
+				return s.kindError(what+".datatype", "a string")
+			}
+			t.Datatype, err = s.stringValue("")
 		case "shape":
 			t.Shape, err = s.shape(what)
 		case "parameters":
