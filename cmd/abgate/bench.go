@@ -20,12 +20,15 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"abgate/inference"
 	"abgate/inference/modelgen"
@@ -41,11 +44,15 @@ four features):
   cnn-binary-vs-inprocess     V2 binary tensors vs in-process ONNX Runtime
   cnn-predict-vs-inprocess    POST /predict (one 224x224 JPEG) vs in-process
   tabular-server-vs-trivial   tiny model vs a Go handler returning its answer
-  cnn-*-batching-on-vs-off    dynamic batching on vs off (max_batch_size 1)
+  cnn-*-batching-on-vs-off    dynamic batching on (max 8) vs off (max_batch_size 1)
   tabular-batching-on-vs-off
 
 The in-process baseline (the ceiling) is the best of Model.Run at the batch
-sizes the batcher forms and of the batcher without HTTP. Each line reads
+sizes the batcher forms and of the batcher without HTTP; binary tensors are
+sent to the CNN with and without batching, and the better of the two is
+compared with it. The load generator (--client lean) keeps connections
+alive and writes each request with one writev, as wrk does; --client
+net/http uses Go's http.Client instead. Each line reads
   bench: <name> value=<v> <unit> baseline=<b> ratio=<v/b>
 followed by the targets of issue 3, met or missed. Lines starting with "#"
 describe the setup. The exit status is 0 when every case ran, even with a
@@ -91,7 +98,16 @@ type benchOptions struct {
 	Duration    time.Duration // measured time of each case
 	Concurrency int           // requests (or runs) in flight
 	Rounds      int           // each case's time is split into this many interleaved rounds
+	Only        string        // "", "cnn" or "tabular": the cases measured
+	CPUProfile  string        // file for a CPU profile of the whole run ("" = none)
+	Client      string        // the load generator: clientLean or clientStdlib
 }
+
+// The load generators of the inference harness (--client).
+const (
+	clientLean   = "lean"     // benchClient: one writev per request
+	clientStdlib = "net/http" // net/http's Client
+)
 
 // bench runs `abgate bench <harness>`: inference, router (bench_router.go),
 // analytics (bench_analytics.go) or drift (bench_drift.go).
@@ -137,6 +153,9 @@ func newBenchFlags(o *benchOptions, getenv func(string) string, stderr io.Writer
 	fs.DurationVar(&o.Duration, "duration", 5*time.Second, "measured time of each case (env ABGATE_BENCH_DURATION)")
 	fs.IntVar(&o.Concurrency, "concurrency", 32, "requests in flight (env ABGATE_BENCH_CONCURRENCY)")
 	fs.IntVar(&o.Rounds, "rounds", 3, "rounds that interleave the loads of a comparison (env ABGATE_BENCH_ROUNDS)")
+	fs.StringVar(&o.Only, "only", "", "measure only the cases of one model: cnn or tabular")
+	fs.StringVar(&o.Client, "client", clientLean, "load generator: lean (kept-alive HTTP/1.1, one writev per request) or net/http (Go's http.Client)")
+	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the run (harness, server and ONNX Runtime calls) to this file")
 	return fs
 }
 
@@ -181,18 +200,26 @@ func parseBenchFlags(args []string, getenv func(string) string, stderr io.Writer
 	if err := parseLoadFlags(fs, "bench inference", args, getenv, &o.Duration, &o.Concurrency, &o.Rounds); err != nil {
 		return o, err
 	}
+	if o.Client != clientLean && o.Client != clientStdlib {
+		return o, fmt.Errorf("--client must be %s or %s, got %q", clientLean, clientStdlib, o.Client)
+	}
+	if o.Only != "" && o.Only != "cnn" && o.Only != "tabular" {
+		return o, fmt.Errorf("--only must be cnn or tabular, got %q", o.Only)
+	}
 	return o, nil
 }
 
 // benchHarness holds what the cases of the inference harness share.
 type benchHarness struct {
-	opts   benchOptions
-	out    io.Writer
-	repo   *inference.Repository
-	client *http.Client
-	base   string             // URL of the inference server, http://127.0.0.1:port
-	failed []string           // the cases that failed
-	ratios map[string]float64 // the ratio of each case printed, by name
+	opts    benchOptions
+	out     io.Writer
+	repo    *inference.Repository
+	reg     *prometheus.Registry    // the server's metrics
+	clients map[string]*benchClient // load generators by host:port
+	client  *http.Client
+	base    string             // URL of the inference server, http://127.0.0.1:port
+	failed  []string           // the cases that failed
+	ratios  map[string]float64 // the ratio of each case printed, by name
 
 	described map[*benchLoad]bool // loads whose measurements report printed
 }
@@ -206,10 +233,13 @@ type benchLoad struct {
 	items int
 	op    func(ctx context.Context, buf *bytes.Buffer) error
 
+	model string // the served model whose runs are counted ("" = none)
+
 	done   int64
 	spent  time.Duration
-	rounds []float64 // items/s of each round
-	cpu    cpuUse    // CPU time during the measured rounds
+	runs   batchCount // the model's ONNX Runtime runs during the measured rounds
+	rounds []float64  // items/s of each round
+	cpu    cpuUse     // CPU time during the measured rounds
 	err    error
 }
 
@@ -263,6 +293,8 @@ func benchInference(ctx context.Context, opts benchOptions, stdout, stderr io.Wr
 		described: map[*benchLoad]bool{},
 		ratios:    map[string]float64{},
 		repo:      repo,
+		reg:       reg,
+		clients:   map[string]*benchClient{},
 		base:      base,
 		client: &http.Client{Transport: &http.Transport{
 			Proxy:               nil,
@@ -274,21 +306,41 @@ func benchInference(ctx context.Context, opts benchOptions, stdout, stderr io.Wr
 		}},
 	}
 	defer h.client.CloseIdleConnections()
+	defer func() {
+		for _, c := range h.clients {
+			c.close()
+		}
+	}()
 
-	fmt.Fprintf(stdout, "# abgate bench inference: %s/%s, %d CPUs, GOMAXPROCS %d, ONNX Runtime %s, %v per case in %d rounds, concurrency %d\n",
-		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0), inference.RuntimeVersion(), opts.Duration, opts.Rounds, opts.Concurrency)
+	fmt.Fprintf(stdout, "# abgate bench inference: %s/%s, %d CPUs, GOMAXPROCS %d, ONNX Runtime %s, %v per case in %d rounds, concurrency %d, %s client\n",
+		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0), inference.RuntimeVersion(), opts.Duration, opts.Rounds, opts.Concurrency, opts.Client)
 	for _, m := range repo.Models() {
 		fmt.Fprintf(stdout, "# model %s: max_batch_size %d, max_queue_delay_us %d, instances %d, intra_op_threads %d\n",
 			m.Name, m.Config.MaxBatchSize, m.Config.MaxQueueDelayUS, m.Config.Instances, m.Config.Threads())
 	}
 
+	if opts.CPUProfile != "" {
+		f, err := os.Create(opts.CPUProfile)
+		if err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	loadAverage(stdout, "start")
 	defer loadAverage(stdout, "end")
-	if err := h.cnnCases(ctx); err != nil {
-		return err
+	if opts.Only != "tabular" {
+		if err := h.cnnCases(ctx); err != nil {
+			return err
+		}
 	}
-	if err := h.tabularCases(ctx); err != nil {
-		return err
+	if opts.Only != "cnn" {
+		if err := h.tabularCases(ctx); err != nil {
+			return err
+		}
 	}
 	for _, t := range []struct {
 		short, name string
@@ -298,6 +350,9 @@ func benchInference(ctx context.Context, opts benchOptions, stdout, stderr io.Wr
 		{"json", "cnn-json-vs-inprocess", targetJSON},
 		{"tabular", "tabular-server-vs-trivial", targetTabular},
 	} {
+		if opts.Only != "" && !strings.HasPrefix(t.name, opts.Only+"-") {
+			continue
+		}
 		v, ok := h.ratios[t.name]
 		switch {
 		case !ok:
@@ -484,24 +539,23 @@ func (h *benchHarness) cnnCases(ctx context.Context) error {
 	ceiling := &benchLoad{name: best.name, items: best.items, op: best.op}
 
 	// The server loads, each checked once against the in-process answer,
-	// on the CNN as the demo ships it: max_batch_size 1, since on CPU a
-	// batch of this model costs more per image than single runs (measured
-	// by the batching case below).
+	// on the CNN as the demo ships it (max_batch_size 1), and binary
+	// tensors also on its twin with max_batch_size 8.
 	served := h.base + "/v2/models/" + benchCNNNoBatch + "/infer"
 	infer := h.base + "/v2/models/" + benchCNN + "/infer"
 	jsonBody := inference.AppendInferRequest(nil, &inference.InferRequest{Inputs: []inference.InferInput{{Tensor: in1[0]}}})
-	jsonLoad := &benchLoad{name: "cnn-json", items: 1, op: h.post(served, "application/json", jsonBody, nil)}
+	jsonLoad := &benchLoad{name: "cnn-json", items: 1, model: benchCNNNoBatch, op: h.post(served, "application/json", jsonBody, nil)}
 	binBody, binHeaderLen, err := binaryRequest(in1[0])
 	if err != nil {
 		return err
 	}
 	binHeader := map[string]string{inference.InferenceHeaderContentLength: strconv.Itoa(binHeaderLen)}
-	binLoad := &benchLoad{name: "cnn-binary", items: 1, op: h.post(served, "application/octet-stream", binBody, binHeader)}
+	binLoad := &benchLoad{name: "cnn-binary", items: 1, model: benchCNNNoBatch, op: h.post(served, "application/octet-stream", binBody, binHeader)}
 	predictBody, predictType, err := multipartImage(jpg)
 	if err != nil {
 		return err
 	}
-	predictLoad := &benchLoad{name: "cnn-predict", items: 1, op: h.post(h.base+"/predict?model="+benchCNNNoBatch, predictType, predictBody, nil)}
+	predictLoad := &benchLoad{name: "cnn-predict", items: 1, model: benchCNNNoBatch, op: h.post(h.base+"/predict?model="+benchCNNNoBatch, predictType, predictBody, nil)}
 	fmt.Fprintf(h.out, "# cnn request bodies: JSON %d bytes, binary %d bytes, /predict multipart JPEG %d bytes\n", len(jsonBody), len(binBody), len(predictBody))
 
 	// Binary tensors may be skipped only by a server that does not list
@@ -516,9 +570,14 @@ func (h *benchHarness) cnnCases(ctx context.Context) error {
 	if h.probe(ctx, jsonLoad, nil, checkInferProbs(refProbs)) {
 		loads = append(loads, jsonLoad)
 	}
-	binOK := h.probe(ctx, binLoad, binarySkip, checkInferProbs(refProbs))
+	// Binary tensors go to both twins: the server's best configuration
+	// is compared with the best in-process one, and the two make the
+	// batching comparison.
+	binBatched := &benchLoad{name: "cnn-binary-batched", items: 1, model: benchCNN, op: h.post(infer, "application/octet-stream", binBody, binHeader)}
+	binOK := h.probe(ctx, binLoad, binarySkip, checkInferProbs(refProbs)) &&
+		h.probe(ctx, binBatched, nil, checkInferProbs(refProbs))
 	if binOK {
-		loads = append(loads, binLoad)
+		loads = append(loads, binLoad, binBatched)
 	}
 	if h.probe(ctx, predictLoad, isNotFound, checkPredict(argmax(refProbs))) {
 		loads = append(loads, predictLoad)
@@ -530,22 +589,33 @@ func (h *benchHarness) cnnCases(ctx context.Context) error {
 		return fmt.Errorf("cnn in-process ceiling: %w", ceiling.err)
 	}
 	for _, l := range loads[1:] {
-		h.report(l.name+"-vs-inprocess", l, ceiling, "items/s")
+		switch l {
+		case binBatched:
+			continue
+		case binLoad:
+			best := binLoad
+			if binBatched.err == nil && binBatched.rate() > binLoad.rate() {
+				best = binBatched
+			}
+			fmt.Fprintf(h.out, "# cnn binary tensors: the server's best configuration is %s (%s)\n", best.name, best.model)
+			h.report("cnn-binary-vs-inprocess", best, ceiling, "items/s")
+		default:
+			h.report(l.name+"-vs-inprocess", l, ceiling, "items/s")
+		}
+	}
+	if binOK {
+		h.report("cnn-binary-batching-on-vs-off", binBatched, binLoad, "items/s")
+		return nil
 	}
 
-	// Dynamic batching on vs off, over the fastest transport that works.
-	transport, body, header, ctype := "json", jsonBody, map[string]string(nil), "application/json"
-	if binOK {
-		transport, body, header, ctype = "binary", binBody, binHeader, "application/octet-stream"
-	}
-	name := "cnn-" + transport + "-batching-on-vs-off"
-	on := &benchLoad{name: "cnn-batching-on", items: 1, op: h.post(infer, ctype, body, header)}
-	off := &benchLoad{name: "cnn-batching-off", items: 1, op: h.post(served, ctype, body, header)}
-	if h.probe(ctx, off, nil, checkInferProbs(refProbs)) {
+	// Without binary tensors, dynamic batching on vs off over JSON.
+	on := &benchLoad{name: "cnn-batching-on", items: 1, model: benchCNN, op: h.post(infer, "application/json", jsonBody, nil)}
+	off := &benchLoad{name: "cnn-batching-off", items: 1, model: benchCNNNoBatch, op: jsonLoad.op}
+	if h.probe(ctx, on, nil, checkInferProbs(refProbs)) {
 		if err := h.compare(ctx, []*benchLoad{on, off}, h.opts.Duration); err != nil {
 			return err
 		}
-		h.report(name, on, off, "items/s")
+		h.report("cnn-json-batching-on-vs-off", on, off, "items/s")
 	}
 	return nil
 }
@@ -568,7 +638,7 @@ func (h *benchHarness) tabularCases(ctx context.Context) error {
 		return err
 	}
 	body := inference.AppendInferRequest(nil, &inference.InferRequest{Inputs: []inference.InferInput{{Tensor: in[0]}}})
-	server := &benchLoad{name: "tabular-server", items: 1, op: h.post(h.base+"/v2/models/"+benchTabular+"/infer", "application/json", body, nil)}
+	server := &benchLoad{name: "tabular-server", items: 1, model: benchTabular, op: h.post(h.base+"/v2/models/"+benchTabular+"/infer", "application/json", body, nil)}
 	var answer []byte
 	if !h.probe(ctx, server, nil, func(b []byte) error {
 		answer = bytes.Clone(b)
@@ -601,8 +671,8 @@ func (h *benchHarness) tabularCases(ctx context.Context) error {
 		h.report("tabular-server-vs-trivial", server, trivial, "req/s")
 	}
 
-	on := &benchLoad{name: "tabular-batching-on", items: 1, op: server.op}
-	off := &benchLoad{name: "tabular-batching-off", items: 1, op: h.post(h.base+"/v2/models/"+benchTabularNoBatch+"/infer", "application/json", body, nil)}
+	on := &benchLoad{name: "tabular-batching-on", items: 1, model: benchTabular, op: server.op}
+	off := &benchLoad{name: "tabular-batching-off", items: 1, model: benchTabularNoBatch, op: h.post(h.base+"/v2/models/"+benchTabularNoBatch+"/infer", "application/json", body, nil)}
 	if h.probe(ctx, off, nil, checkInferProbs(refProbs)) {
 		if err := h.compare(ctx, []*benchLoad{on, off}, h.opts.Duration); err != nil {
 			return err
@@ -657,7 +727,7 @@ func (h *benchHarness) report(name string, value, baseline *benchLoad, unit stri
 	}
 	for _, l := range []*benchLoad{baseline, value} {
 		if !h.described[l] {
-			fmt.Fprintf(h.out, "# %s %.1f %s, per round %s%s\n", l.name, l.rate(), unit, formatRounds(l.rounds), l.cpu.describe(l.spent))
+			fmt.Fprintf(h.out, "# %s %.1f %s, per round %s%s%s\n", l.name, l.rate(), unit, formatRounds(l.rounds), l.cpu.describe(l.spent), l.runs.describe())
 			h.described[l] = true
 		}
 	}
@@ -690,9 +760,10 @@ func (h *benchHarness) compare(ctx context.Context, loads []*benchLoad, d time.D
 			if l.err != nil {
 				continue
 			}
-			before := readCPU()
+			before, runsBefore := readCPU(), h.batchCount(l.model)
 			ops, spent, err := h.measure(ctx, l, seg)
 			l.cpu.add(before, readCPU())
+			l.runs.add(runsBefore, h.batchCount(l.model))
 			if err != nil {
 				l.err = err
 				continue
@@ -750,9 +821,69 @@ func (h *benchHarness) measure(ctx context.Context, l *benchLoad, d time.Duratio
 	return ops.Load(), spent, nil
 }
 
+// batchCount is a number of ONNX Runtime runs of a model and the rows
+// they carried, read off the server's batch size histogram.
+type batchCount struct {
+	runs uint64
+	rows float64
+}
+
+// add adds the runs between two readings.
+func (c *batchCount) add(before, after batchCount) {
+	c.runs += after.runs - before.runs
+	c.rows += after.rows - before.rows
+}
+
+// describe writes the runs and their mean batch size, or nothing when no
+// run was counted.
+func (c batchCount) describe() string {
+	if c.runs == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", %d runs of %.2f rows on average", c.runs, c.rows/float64(c.runs))
+}
+
+// batchCount reads the runs of the served model named model so far.
+func (h *benchHarness) batchCount(model string) batchCount {
+	var c batchCount
+	if model == "" || h.reg == nil {
+		return c
+	}
+	families, err := h.reg.Gather()
+	if err != nil {
+		return c
+	}
+	for _, f := range families {
+		if f.GetName() != "abgate_inference_batch_size" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == "model" && lp.GetValue() == model {
+					c.runs += m.GetHistogram().GetSampleCount()
+					c.rows += m.GetHistogram().GetSampleSum()
+				}
+			}
+		}
+	}
+	return c
+}
+
 // post returns an operation that POSTs body to url and reads the answer
 // into the buffer; an answer other than 200 is an error.
 func (h *benchHarness) post(url, contentType string, body []byte, header map[string]string) func(context.Context, *bytes.Buffer) error {
+	if h.opts.Client != clientStdlib {
+		r, host, err := newBenchRequest(url, contentType, body, header)
+		if err != nil {
+			return func(context.Context, *bytes.Buffer) error { return err }
+		}
+		c := h.clients[host]
+		if c == nil {
+			c = newBenchClient(host, 2*h.opts.Concurrency)
+			h.clients[host] = c
+		}
+		return func(ctx context.Context, buf *bytes.Buffer) error { return c.do(ctx, r, buf) }
+	}
 	return func(ctx context.Context, buf *bytes.Buffer) error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 		if err != nil {

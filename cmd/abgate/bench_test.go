@@ -126,13 +126,15 @@ func TestBenchFlags(t *testing.T) {
 		want    benchOptions
 		wantErr string // "" = no error; "usage" = errUsage
 	}{
-		{"defaults", nil, nil, benchOptions{ORTLib: "./lib/libonnxruntime.so.1", Duration: 5 * time.Second, Concurrency: 32, Rounds: 3}, ""},
-		{"flags", []string{"--duration", "1s", "--concurrency", "8", "--rounds", "1", "--ort-lib", "/x.so"}, nil,
-			benchOptions{ORTLib: "/x.so", Duration: time.Second, Concurrency: 8, Rounds: 1}, ""},
+		{"defaults", nil, nil, benchOptions{ORTLib: "./lib/libonnxruntime.so.1", Duration: 5 * time.Second, Concurrency: 32, Rounds: 3, Client: clientLean}, ""},
+		{"flags", []string{"--duration", "1s", "--concurrency", "8", "--rounds", "1", "--ort-lib", "/x.so", "--client", "net/http", "--only", "cnn", "--cpuprofile", "/tmp/p"}, nil,
+			benchOptions{ORTLib: "/x.so", Duration: time.Second, Concurrency: 8, Rounds: 1, Client: clientStdlib, Only: "cnn", CPUProfile: "/tmp/p"}, ""},
 		{"environment", nil, map[string]string{"ABGATE_BENCH_DURATION": "2s", "ABGATE_BENCH_CONCURRENCY": "4", "ABGATE_BENCH_ROUNDS": "2", "ABGATE_ORT_LIB": "/y.so"},
-			benchOptions{ORTLib: "/y.so", Duration: 2 * time.Second, Concurrency: 4, Rounds: 2}, ""},
+			benchOptions{ORTLib: "/y.so", Duration: 2 * time.Second, Concurrency: 4, Rounds: 2, Client: clientLean}, ""},
 		{"flags win", []string{"--concurrency", "16"}, map[string]string{"ABGATE_BENCH_CONCURRENCY": "4"},
-			benchOptions{ORTLib: "./lib/libonnxruntime.so.1", Duration: 5 * time.Second, Concurrency: 16, Rounds: 3}, ""},
+			benchOptions{ORTLib: "./lib/libonnxruntime.so.1", Duration: 5 * time.Second, Concurrency: 16, Rounds: 3, Client: clientLean}, ""},
+		{"unknown client", []string{"--client", "curl"}, nil, benchOptions{}, `--client must be lean or net/http, got "curl"`},
+		{"unknown model", []string{"--only", "resnet"}, nil, benchOptions{}, `--only must be cnn or tabular, got "resnet"`},
 		{"zero duration", []string{"--duration", "0s"}, nil, benchOptions{}, "--duration must be above 0"},
 		{"long duration", []string{"--duration", "1h"}, nil, benchOptions{}, "--duration must be above 0 and at most 2m0s"},
 		{"zero concurrency", []string{"--concurrency", "0"}, nil, benchOptions{}, "--concurrency must be between 1 and 1024"},
