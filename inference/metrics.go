@@ -1,6 +1,7 @@
 package inference
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -64,12 +65,45 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return m
 }
 
+// modelMetrics are the collectors of one model version, looked up once:
+// a lookup by label values hashes them and takes a lock, several times a
+// request otherwise.
+type modelMetrics struct {
+	from       *metrics // the collectors these come from
+	requests   prometheus.Counter
+	queue      prometheus.Observer
+	compute    prometheus.Observer
+	total      prometheus.Observer
+	batchSize  prometheus.Observer
+	queueDepth prometheus.Gauge
+}
+
+// forModel returns the collectors of m, cached in *cache while they come
+// from x.
+func (x *metrics) forModel(m *Model, cache *atomic.Pointer[modelMetrics]) *modelMetrics {
+	if c := cache.Load(); c != nil && c.from == x {
+		return c
+	}
+	c := &modelMetrics{
+		from:       x,
+		requests:   x.requests.WithLabelValues(m.Name, m.Version),
+		queue:      x.queue.WithLabelValues(m.Name, m.Version),
+		compute:    x.compute.WithLabelValues(m.Name, m.Version),
+		total:      x.total.WithLabelValues(m.Name, m.Version),
+		batchSize:  x.batchSize.WithLabelValues(m.Name, m.Version),
+		queueDepth: x.queueDepth.WithLabelValues(m.Name, m.Version),
+	}
+	cache.Store(c)
+	return c
+}
+
 // observeRequest records one inference request for m that started at
 // start and failed with code ("" for success).
 func (x *metrics) observeRequest(m *Model, start time.Time, code string) {
-	x.requests.WithLabelValues(m.Name, m.Version).Inc()
+	c := x.forModel(m, &m.metrics)
+	c.requests.Inc()
 	if code != "" {
 		x.failures.WithLabelValues(m.Name, m.Version, code).Inc()
 	}
-	x.total.WithLabelValues(m.Name, m.Version).Observe(time.Since(start).Seconds())
+	c.total.Observe(time.Since(start).Seconds())
 }

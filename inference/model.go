@@ -77,7 +77,8 @@ type Model struct {
 	// model's outputs do not follow their declarations, and ONNX Runtime
 	// allocates them from then on.
 	unsized atomic.Bool
-	obs     *atomic.Pointer[metrics] // the collectors of the repository's server; nil outside a repository
+	obs     *atomic.Pointer[metrics]     // the collectors of the repository's server; nil outside a repository
+	metrics atomic.Pointer[modelMetrics] // this version's collectors, from obs
 
 	imageOnce sync.Once
 	image     *imageSetup // how the image API feeds the model; nil with imageErr

@@ -18,6 +18,10 @@ import (
 type session struct {
 	s    *ort.DynamicAdvancedSession
 	opts *ort.RunOptions
+
+	// ins and outs are the values kept between runs, by input and
+	// output slot (see keptValue).
+	ins, outs []keptValue
 }
 
 // sessionPool holds the sessions of a model version. A run takes a free
@@ -59,7 +63,7 @@ func newSessionPool(path string, inputs, outputs []string, cfg Config) (*session
 			p.destroy()
 			return nil, fmt.Errorf("run options: %s", ortMessage(err))
 		}
-		ss := &session{s: s, opts: ro}
+		ss := &session{s: s, opts: ro, ins: make([]keptValue, len(inputs)), outs: make([]keptValue, len(outputs))}
 		p.all = append(p.all, ss)
 		p.free <- ss
 	}
@@ -122,6 +126,7 @@ func (p *sessionPool) isClosed() bool {
 
 func (p *sessionPool) destroy() {
 	for _, s := range p.all {
+		s.destroyKept()
 		s.opts.Destroy()
 		s.s.Destroy()
 	}
@@ -173,22 +178,26 @@ func (m *Model) run(ctx context.Context, inputs []Tensor, outputs []string, scan
 	}
 	defer m.pool.put(s)
 
+	// The values made for this run, which it destroys; those that the
+	// session keeps are not owned.
 	inVals := make([]ort.Value, len(ordered))
 	outVals := make([]ort.Value, len(m.runOutputs))
+	inOwned := make([]bool, len(ordered))
+	outOwned := make([]bool, len(m.runOutputs))
 	defer func() {
-		for _, v := range inVals {
-			if v != nil {
+		for i, v := range inVals {
+			if v != nil && inOwned[i] {
 				v.Destroy()
 			}
 		}
-		for _, v := range outVals {
-			if v != nil {
+		for i, v := range outVals {
+			if v != nil && outOwned[i] {
 				v.Destroy()
 			}
 		}
 	}()
 	for i, t := range ordered {
-		if inVals[i], err = newInputValue(t); err != nil {
+		if inVals[i], inOwned[i], err = s.inputValue(i, t); err != nil {
 			return nil, timing, abgate.Errorf(abgate.EINVALID, "input %q: %s", t.Name, ortMessage(err))
 		}
 	}
@@ -199,7 +208,7 @@ func (m *Model) run(ctx context.Context, inputs []Tensor, outputs []string, scan
 			if !spec.prealloc && !(sized && spec.sized) {
 				continue
 			}
-			if outVals[slot], err = newOutputValue(spec, dims); err != nil {
+			if outVals[slot], outOwned[slot], err = s.outputValue(slot, spec, dims); err != nil {
 				return abgate.Errorf(abgate.EINVALID, "output %q: %s", spec.Name, ortMessage(err))
 			}
 		}
@@ -217,10 +226,10 @@ func (m *Model) run(ctx context.Context, inputs []Tensor, outputs []string, scan
 		// if that was the cause.
 		sized = false
 		for i, v := range outVals {
-			if v != nil {
+			if v != nil && outOwned[i] {
 				v.Destroy()
-				outVals[i] = nil
 			}
+			outVals[i], outOwned[i] = nil, false
 		}
 		if err := allocate(); err != nil {
 			return nil, timing, err
@@ -239,10 +248,14 @@ func (m *Model) run(ctx context.Context, inputs []Tensor, outputs []string, scan
 	result := make([]Tensor, len(want))
 	for k, o := range want {
 		spec := &m.Outputs[o]
-		v := outVals[m.runSlot[o]]
-		t, err := outputTensor(spec, v)
+		slot := m.runSlot[o]
+		t, err := outputTensor(spec, outVals[slot])
 		if err != nil {
 			return nil, timing, fmt.Errorf("model %q version %s output %q: %w", m.Name, m.Version, spec.Name, err)
+		}
+		if !outOwned[slot] {
+			// A kept value: the next run overwrites it.
+			t.Data = cloneData(t.Data)
 		}
 		result[k] = t
 	}
@@ -351,10 +364,27 @@ func halfBytes(d []uint16) []byte {
 	return unsafe.Slice((*byte)(unsafe.Pointer(&d[0])), 2*len(d))
 }
 
-// newOutputValue allocates an output before a run: one that
-// onnxruntime_go cannot allocate (a scalar, or an FP16 or BF16 tensor), or
-// a sized one; the shape follows from the inputs' named axes in dims.
-func newOutputValue(spec *IOSpec, dims axisSizes) (ort.Value, error) {
+// outputShape returns the shape of an output allocated before a run: the
+// dynamic axes follow from the inputs' named axes in dims.
+func outputShape(spec *IOSpec, dims axisSizes) ([]int64, error) {
+	shape := make([]int64, len(spec.Shape))
+	for i, d := range spec.Shape {
+		if d < 0 {
+			v, ok := dims.find(spec.dimNames[i])
+			if !ok {
+				return nil, fmt.Errorf("the size of axis %d (%s) does not follow from the inputs", i, spec.dimNames[i])
+			}
+			d = v.size
+		}
+		shape[i] = d
+	}
+	return shape, nil
+}
+
+// newOutputValue allocates an output of the given shape before a run: one
+// that onnxruntime_go cannot allocate (a scalar, or an FP16 or BF16
+// tensor), or a sized one (see outputShape).
+func newOutputValue(spec *IOSpec, shape ort.Shape) (ort.Value, error) {
 	if len(spec.Shape) == 0 {
 		switch spec.Datatype {
 		case DTBool:
@@ -381,17 +411,6 @@ func newOutputValue(spec *IOSpec, dims axisSizes) (ort.Value, error) {
 			return ort.NewEmptyScalar[float64]()
 		}
 		return nil, fmt.Errorf("cannot allocate a rank-0 %s output", spec.Datatype)
-	}
-	shape := make(ort.Shape, len(spec.Shape))
-	for i, d := range spec.Shape {
-		if d < 0 {
-			v, ok := dims.find(spec.dimNames[i])
-			if !ok {
-				return nil, fmt.Errorf("the size of axis %d (%s) does not follow from the inputs", i, spec.dimNames[i])
-			}
-			d = v.size
-		}
-		shape[i] = d
 	}
 	n, err := ElementCount(shape)
 	if err != nil {
@@ -546,17 +565,17 @@ func (m *Model) startBatcher() {
 		Workers:       m.Config.Instances,
 		OnBatch: func(rows int) {
 			if x := m.observer(); x != nil {
-				x.batchSize.WithLabelValues(m.Name, m.Version).Observe(float64(rows))
+				x.batchSize.Observe(float64(rows))
 			}
 		},
 		OnQueueDepth: func(depth int) {
 			if x := m.observer(); x != nil {
-				x.queueDepth.WithLabelValues(m.Name, m.Version).Set(float64(depth))
+				x.queueDepth.Set(float64(depth))
 			}
 		},
 		OnQueueWait: func(wait time.Duration) {
 			if x := m.observer(); x != nil {
-				x.queue.WithLabelValues(m.Name, m.Version).Observe(wait.Seconds())
+				x.queue.Observe(wait.Seconds())
 			}
 		},
 	}
@@ -567,13 +586,17 @@ func (m *Model) startBatcher() {
 	m.batcher = NewBatcher(m.batchRun, opts)
 }
 
-// observer returns the collectors of the server of the model's repository,
-// or nil.
-func (m *Model) observer() *metrics {
+// observer returns the model's collectors on the server of its
+// repository, or nil.
+func (m *Model) observer() *modelMetrics {
 	if m.obs == nil {
 		return nil
 	}
-	return m.obs.Load()
+	x := m.obs.Load()
+	if x == nil {
+		return nil
+	}
+	return x.forModel(m, &m.metrics)
 }
 
 // canBatch says whether a request, whose inputs are checked, may share a
@@ -605,7 +628,7 @@ func (m *Model) batchRun(ctx context.Context, inputs []Tensor, outputs []string)
 	}
 	out, timing, err := m.run(ctx, inputs, outputs, false)
 	if x := m.observer(); x != nil && timing.Compute > 0 {
-		x.compute.WithLabelValues(m.Name, m.Version).Observe(timing.Compute.Seconds())
+		x.compute.Observe(timing.Compute.Seconds())
 	}
 	return out, err
 }
