@@ -794,6 +794,9 @@ func TestBatcherNoWaitWhileAWorkerIdles(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the second batch did not run within 5s")
 	}
+	// Both runs wait at the gate, and either may take a release: give
+	// one to each.
+	d.gate <- struct{}{}
 	d.gate <- struct{}{}
 	if err := <-first; err != nil {
 		t.Fatal(err)
