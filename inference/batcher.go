@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -68,7 +69,29 @@ type BatcherOptions struct {
 	// OnQueueWait, when set, is called for each request that starts
 	// running, with the time it spent in the queue.
 	OnQueueWait func(wait time.Duration)
+
+	// Idle, when set, reports whether nothing else in the process is
+	// running or waiting to run, as ProcessIdle does: no request can then
+	// be on its way to the queue, so a batch that waits to fill runs at
+	// once instead. The collecting worker asks it each time it wakes with
+	// a batch to fill (an arrival, the end of a run), for up to IdleSpin
+	// while yielding the thread, so that the goroutine that woke it can
+	// block, and every IdlePoll while the batch waits. Nil means a batch
+	// waits out MaxQueueDelay or fills.
+	//
+	// Go's timers wake an idle process about a millisecond late on
+	// Linux, whatever the delay asked: without Idle, a batch that cannot
+	// fill waits at least that long.
+	Idle func() bool
 }
+
+// How the collecting worker asks BatcherOptions.Idle: for up to IdleSpin
+// when it wakes, yielding the thread between two questions, then every
+// IdlePoll while its batch waits.
+const (
+	IdleSpin = 10 * time.Microsecond
+	IdlePoll = 200 * time.Microsecond
+)
 
 // Batcher is a dynamic batcher in front of a RunFunc. Requests whose
 // inputs agree on names, datatypes and every dimension but the first, and
@@ -331,6 +354,7 @@ func (b *Batcher) work() {
 // batch to fill. It returns false when the Batcher is closed and its queue
 // empty. Only the worker that holds b.collect calls it.
 func (b *Batcher) nextBatch(timer *time.Timer) ([]*batchRequest, bool) {
+	flush := false // the process was idle: take what is queued
 	for {
 		b.mu.Lock()
 		if len(b.queue) == 0 {
@@ -339,6 +363,7 @@ func (b *Batcher) nextBatch(timer *time.Timer) ([]*batchRequest, bool) {
 			if closed {
 				return nil, false
 			}
+			flush = false
 			select {
 			case <-b.arrive:
 			case <-b.closing:
@@ -358,8 +383,15 @@ func (b *Batcher) nextBatch(timer *time.Timer) ([]*batchRequest, bool) {
 		// Wait for the batch to fill only while every other worker is
 		// busy: an idle worker would otherwise sit beside a waiting batch.
 		othersBusy := int(b.busy.Load()) >= b.opts.Workers-1
-		if head.key != "" && rows < b.opts.MaxBatchSize && wait > 0 && !b.closed && othersBusy {
+		if head.key != "" && rows < b.opts.MaxBatchSize && wait > 0 && !b.closed && othersBusy && !flush {
 			b.mu.Unlock()
+			if b.settledIdle() {
+				flush = true
+				continue // gather again: the queue may have grown
+			}
+			if b.opts.Idle != nil {
+				wait = min(wait, IdlePoll)
+			}
 			timer.Reset(wait)
 			select {
 			case <-b.arrive:
@@ -401,6 +433,27 @@ func (b *Batcher) nextBatch(timer *time.Timer) ([]*batchRequest, bool) {
 			}
 		}
 		return taken, true
+	}
+}
+
+// settledIdle reports whether the process is idle (see
+// BatcherOptions.Idle), asking again after each yield of the thread for
+// up to IdleSpin: the goroutine that woke the collector may still be on
+// its way to block. In a busy process a yield runs other goroutines, so
+// the spin ends after one or two questions. False without Idle.
+func (b *Batcher) settledIdle() bool {
+	if b.opts.Idle == nil {
+		return false
+	}
+	start := time.Now()
+	for {
+		if b.opts.Idle() {
+			return true
+		}
+		if time.Since(start) > IdleSpin {
+			return false
+		}
+		runtime.Gosched()
 	}
 }
 

@@ -563,6 +563,7 @@ func (m *Model) startBatcher() {
 		MaxQueueDelay: time.Duration(m.Config.MaxQueueDelayUS) * time.Microsecond,
 		QueueSize:     m.Config.MaxQueueSize,
 		Workers:       m.Config.Instances,
+		Idle:          ProcessIdle,
 		OnBatch: func(rows int) {
 			if x := m.observer(); x != nil {
 				x.batchSize.Observe(float64(rows))
