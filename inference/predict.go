@@ -495,7 +495,7 @@ func (s *Server) predictBatch(c *gin.Context) { s.servePredict(c, true) }
 // servePredict answers POST /predict (one image) and /predict/batch.
 func (s *Server) servePredict(c *gin.Context, batch bool) {
 	start := time.Now()
-	body := s.buffer()
+	body := s.buffer(s.bodySize(c.Request, 0))
 	defer s.release(body)
 	expected := `an image is expected: a multipart form with an "image" file, JSON {"image": "<base64>"} or the image bytes`
 	if batch {

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -51,7 +50,7 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics
 	stats   *serverStats
-	bufs    sync.Pool // *bytes.Buffer for request and response bodies
+	bufs    bufferPool // for request and response bodies
 }
 
 // NewServer returns a server of the models in repo. Its metrics are
@@ -271,16 +270,6 @@ func (s *Server) modelReady(c *gin.Context) {
 func (s *Server) infer(c *gin.Context) {
 	start := time.Now()
 	model, version := c.Param("model"), c.Param("version")
-	body := s.buffer()
-	// The binary inputs are read in place from body, so body goes back to
-	// the pool only when no run can read it any more: not when the
-	// request ended with its context done, since the batch it joined may
-	// still run.
-	defer func() {
-		if c.Request.Context().Err() == nil {
-			s.release(body)
-		}
-	}()
 	headerLen, err := binaryHeaderLen(c.Request.Header)
 	if err != nil {
 		s.failInfer(c, start, model, version, err)
@@ -292,6 +281,16 @@ func (s *Server) infer(c *gin.Context) {
 	if headerLen > 0 {
 		pad = (8 - headerLen%8) % 8
 	}
+	body := s.buffer(s.bodySize(c.Request, pad))
+	// The binary inputs are read in place from body, so body goes back to
+	// the pool only when no run can read it any more: not when the
+	// request ended with its context done, since the batch it joined may
+	// still run.
+	defer func() {
+		if c.Request.Context().Err() == nil {
+			s.release(body)
+		}
+	}()
 	data, err := s.readBody(c.Request, body, pad, "a V2 inference request (JSON) is expected")
 	if err != nil {
 		s.failInfer(c, start, model, version, err)
@@ -317,7 +316,7 @@ func (s *Server) infer(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	out := s.buffer()
+	out := s.buffer(0)
 	defer s.release(out)
 	flags, isBinary := outputFlags(resp, binaryDefault, binaryOut)
 	if !isBinary {
@@ -409,24 +408,24 @@ func (s *Server) failInfer(c *gin.Context, start time.Time, model, version strin
 	s.fail(c, err)
 }
 
-// buffer returns an empty buffer from the pool.
-func (s *Server) buffer() *bytes.Buffer {
-	if b, ok := s.bufs.Get().(*bytes.Buffer); ok {
-		b.Reset()
-		return b
-	}
-	return new(bytes.Buffer)
+// buffer returns an empty buffer from the pool with room for size bytes.
+func (s *Server) buffer(size int) *bytes.Buffer {
+	return s.bufs.get(size)
 }
 
-// maxPooledBuffer is the largest buffer kept for reuse: bigger ones, from
-// rare big requests, go to the garbage collector.
-const maxPooledBuffer = 8 << 20
+// bodySize is the room readBody needs for r's body after pad bytes: its
+// Content-Length when declared and within the limit, plus the margin
+// bytes.Buffer.ReadFrom reads ahead with.
+func (s *Server) bodySize(r *http.Request, pad int) int {
+	if r.ContentLength <= 0 || r.ContentLength > s.opts.MaxBodyBytes {
+		return 0
+	}
+	return pad + int(r.ContentLength) + bytes.MinRead
+}
 
 // release gives a buffer back to the pool.
 func (s *Server) release(b *bytes.Buffer) {
-	if b.Cap() <= maxPooledBuffer {
-		s.bufs.Put(b)
-	}
+	s.bufs.put(b)
 }
 
 // readBody reads the request body into buf, an empty buffer, after pad
