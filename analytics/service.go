@@ -258,14 +258,14 @@ func (s *Service) RefreshRunning(ctx context.Context) (int, error) {
 			return n, ctx.Err()
 		}
 		if _, err := s.Refresh(ctx, e.Key); err != nil {
-			if errors.Is(err, context.Canceled) {
+			if stopped(ctx, err) {
 				return n, err
 			}
 			s.log.Error("results refresh failed", "experiment", e.Key, "err", err)
 			continue
 		}
 		if _, err := s.RefreshDrift(ctx, e.Key); err != nil {
-			if errors.Is(err, context.Canceled) {
+			if stopped(ctx, err) {
 				return n, err
 			}
 			s.log.Error("drift refresh failed", "experiment", e.Key, "err", err)
@@ -273,6 +273,13 @@ func (s *Service) RefreshRunning(ctx context.Context) (int, error) {
 		n++
 	}
 	return n, nil
+}
+
+// stopped reports whether err, the failure of work under ctx, comes from
+// ctx being cancelled: a database driver may say so in its own words
+// (SQLite's "interrupted") rather than with context.Canceled.
+func stopped(ctx context.Context, err error) bool {
+	return errors.Is(err, context.Canceled) || ctx.Err() != nil
 }
 
 // LoadLatest reads the newest snapshot of every running experiment into
