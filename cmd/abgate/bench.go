@@ -30,6 +30,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"abgate"
 	"abgate/inference"
 	"abgate/inference/modelgen"
 )
@@ -101,6 +102,7 @@ type benchOptions struct {
 	Only        string        // "", "cnn" or "tabular": the cases measured
 	CPUProfile  string        // file for a CPU profile of the whole run ("" = none)
 	Client      string        // the load generator: clientLean or clientStdlib
+	ModelConfig string        // YAML added to the config.yaml of every bench model
 }
 
 // The load generators of the inference harness (--client).
@@ -156,6 +158,7 @@ func newBenchFlags(o *benchOptions, getenv func(string) string, stderr io.Writer
 	fs.StringVar(&o.Only, "only", "", "measure only the cases of one model: cnn or tabular")
 	fs.StringVar(&o.Client, "client", clientLean, "load generator: lean (kept-alive HTTP/1.1, one writev per request) or net/http (Go's http.Client)")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the run (harness, server and ONNX Runtime calls) to this file")
+	fs.StringVar(&o.ModelConfig, "model-config", "", "config.yaml keys added to every bench model's, e.g. 'instances: 1' (not max_batch_size, labels, feature_names or image, which the harness sets)")
 	return fs
 }
 
@@ -205,6 +208,12 @@ func parseBenchFlags(args []string, getenv func(string) string, stderr io.Writer
 	}
 	if o.Only != "" && o.Only != "cnn" && o.Only != "tabular" {
 		return o, fmt.Errorf("--only must be cnn or tabular, got %q", o.Only)
+	}
+	if o.ModelConfig != "" {
+		o.ModelConfig = strings.TrimRight(o.ModelConfig, "\n") + "\n"
+		if _, err := inference.ParseConfig([]byte(o.ModelConfig)); err != nil {
+			return o, fmt.Errorf("--model-config: %s", abgate.ErrorMessage(err))
+		}
 	}
 	return o, nil
 }
@@ -262,7 +271,7 @@ func benchInference(ctx context.Context, opts benchOptions, stdout, stderr io.Wr
 		return err
 	}
 	defer os.RemoveAll(dir)
-	if err := writeBenchModels(dir); err != nil {
+	if err := writeBenchModels(dir, opts.ModelConfig); err != nil {
 		return err
 	}
 	repo := inference.NewRepository(dir, log)
@@ -409,7 +418,7 @@ func serveBench(h http.Handler, log *slog.Logger) (string, func(), error) {
 
 // writeBenchModels writes the CNN and the logistic regression into the
 // repository at dir, each also as a -nobatch twin with max_batch_size 1.
-func writeBenchModels(dir string) error {
+func writeBenchModels(dir, extra string) error {
 	cnn, _ := modelgen.CNN()
 	logreg, w := modelgen.LogReg()
 	labels := make([]string, modelgen.CNNClasses)
@@ -446,7 +455,7 @@ func writeBenchModels(dir string) error {
 		if err := os.MkdirAll(filepath.Join(d, "1"), 0o755); err != nil {
 			return err
 		}
-		if err := os.WriteFile(filepath.Join(d, inference.ConfigFile), []byte(m.config), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(d, inference.ConfigFile), []byte(m.config+extra), 0o644); err != nil {
 			return err
 		}
 		if err := os.WriteFile(filepath.Join(d, "1", inference.ModelFile), m.model, 0o644); err != nil {
