@@ -435,9 +435,7 @@ func (s *Server) readBody(r *http.Request, buf *bytes.Buffer, pad int, expected 
 	if r.ContentLength > s.opts.MaxBodyBytes {
 		return nil, &http.MaxBytesError{Limit: s.opts.MaxBodyBytes}
 	}
-	if r.ContentLength > 0 {
-		buf.Grow(pad + int(r.ContentLength) + bytes.MinRead)
-	}
+	buf.Grow(s.bodySize(r, pad)) // nothing to do for a buffer taken with that size
 	buf.Write(make([]byte, pad))
 	_, err := buf.ReadFrom(http.MaxBytesReader(nil, r.Body, s.opts.MaxBodyBytes))
 	if err != nil {
