@@ -280,9 +280,19 @@ func (b *Batcher) runsNow(batchable bool) bool {
 }
 
 // finished is called when a run ends: a worker is free, so the collector
-// may take a batch or stop waiting for its batch to fill.
+// may take a batch or stop waiting for its batch to fill. With nothing
+// queued, and the Batcher open, the collector is not woken (a request that
+// queues wakes it, and so does Close):
+// after a run in Submit the queue is mostly empty, and a wake-up for
+// nothing costs a goroutine switch a request.
 func (b *Batcher) finished() {
 	b.busy.Add(-1)
+	b.mu.Lock()
+	wake := len(b.queue) > 0 || b.closed
+	b.mu.Unlock()
+	if !wake {
+		return
+	}
 	select {
 	case b.arrive <- struct{}{}:
 	default:
@@ -372,9 +382,17 @@ func (b *Batcher) nextBatch(timer *time.Timer) ([]*batchRequest, bool) {
 		}
 		if int(b.busy.Load()) >= b.opts.Workers {
 			// Requests that run in Submit hold every run: wait for one
-			// to end (finished wakes the collector).
+			// to end (finished wakes the collector), or for Close.
+			closed := b.closed
 			b.mu.Unlock()
-			<-b.arrive
+			if closed {
+				<-b.arrive
+			} else {
+				select {
+				case <-b.arrive:
+				case <-b.closing:
+				}
+			}
 			continue
 		}
 		head := b.queue[0]

@@ -32,8 +32,9 @@ func TestBatcherIdleRunsAtOnce(t *testing.T) {
 		t.Fatalf("a batch of %d rows ran while the process was busy and the batch had an hour to fill", rows)
 	case <-time.After(100 * time.Millisecond):
 	}
-	idle.Store(true)
-	go submit(10) // its arrival wakes the collector, which finds the process idle
+	go submit(10)
+	waitQueueDepth(t, b, 2)
+	idle.Store(true) // the collector's next look (IdlePoll) finds the process idle
 	select {
 	case rows := <-d.started:
 		if rows != 2 {

@@ -22,14 +22,23 @@ type session struct {
 	// ins and outs are the values kept between runs, by input and
 	// output slot (see keptValue).
 	ins, outs []keptValue
+
+	// stops stops the run when its context is done; runCtx is that
+	// context (nil between runs, written by the run's goroutine under
+	// stops.mu) and stopped whether stops terminated the run (guarded by
+	// stops.mu).
+	stops   *runStops
+	runCtx  context.Context
+	stopped bool
 }
 
 // sessionPool holds the sessions of a model version. A run takes a free
 // session and gives it back; close waits for the runs in progress, then
 // destroys the sessions.
 type sessionPool struct {
-	free chan *session
-	all  []*session
+	free  chan *session
+	all   []*session
+	stops *runStops // stops the runs whose context is done
 
 	mu       sync.Mutex
 	closed   bool
@@ -50,7 +59,7 @@ func newSessionPool(path string, inputs, outputs []string, cfg Config) (*session
 	if err := opts.SetInterOpNumThreads(1); err != nil {
 		return nil, fmt.Errorf("inter-op threads: %s", ortMessage(err))
 	}
-	p := &sessionPool{free: make(chan *session, cfg.Instances)}
+	p := &sessionPool{free: make(chan *session, cfg.Instances), stops: &runStops{}}
 	for range cfg.Instances {
 		s, err := ort.NewDynamicAdvancedSession(path, inputs, outputs, opts)
 		if err != nil {
@@ -63,7 +72,7 @@ func newSessionPool(path string, inputs, outputs []string, cfg Config) (*session
 			p.destroy()
 			return nil, fmt.Errorf("run options: %s", ortMessage(err))
 		}
-		ss := &session{s: s, opts: ro, ins: make([]keptValue, len(inputs)), outs: make([]keptValue, len(outputs))}
+		ss := &session{s: s, opts: ro, ins: make([]keptValue, len(inputs)), outs: make([]keptValue, len(outputs)), stops: p.stops}
 		p.all = append(p.all, ss)
 		p.free <- ss
 	}
@@ -147,7 +156,9 @@ type runTiming struct {
 // them) are EINVALID errors that name the tensor and say what was expected
 // and given; so is an unknown output or one that cannot be served. Run
 // waits for a free session until ctx is done (EUNAVAILABLE), and a ctx
-// done during the run stops it. A run on a closed model is EUNAVAILABLE.
+// done during the run stops it (within about a millisecond, at the end of
+// the operator that runs; see runStops). A run on a closed model is
+// EUNAVAILABLE.
 // The output tensors own their data; Run does not keep or change the
 // inputs' data.
 //
@@ -262,18 +273,14 @@ func (m *Model) run(ctx context.Context, inputs []Tensor, outputs []string, scan
 	return result, timing, nil
 }
 
-// runSession runs s, stopping the run when ctx is done.
+// runSession runs s, stopping the run when ctx is done (see runStops).
 func runSession(ctx context.Context, s *session, inVals, outVals []ort.Value) error {
-	done := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		s.opts.Terminate()
-		close(done)
-	})
-	err := s.s.RunWithOptions(inVals, outVals, s.opts)
-	if !stop() {
-		<-done
-		s.opts.UnsetTerminate()
+	if err := ctx.Err(); err != nil {
+		return err
 	}
+	s.stops.start(s, ctx)
+	err := s.s.RunWithOptions(inVals, outVals, s.opts)
+	s.stops.end(s)
 	return err
 }
 
