@@ -281,10 +281,9 @@ func (b *Batcher) runsNow(batchable bool) bool {
 
 // finished is called when a run ends: a worker is free, so the collector
 // may take a batch or stop waiting for its batch to fill. With nothing
-// queued, and the Batcher open, the collector is not woken (a request that
-// queues wakes it, and so does Close):
-// after a run in Submit the queue is mostly empty, and a wake-up for
-// nothing costs a goroutine switch a request.
+// queued and the Batcher open, the collector is not woken (a request that
+// queues wakes it, and so does Close): after a run in Submit the queue is
+// mostly empty, and a wake-up for nothing costs a goroutine switch.
 func (b *Batcher) finished() {
 	b.busy.Add(-1)
 	b.mu.Lock()

@@ -20,8 +20,6 @@ const runStopCheck = time.Millisecond
 // runStopCheck of its context being done (a run shorter than that
 // finishes), which a request that gave up cannot tell apart.
 type runStops struct {
-	every time.Duration // zero means runStopCheck
-
 	mu       sync.Mutex
 	runs     []*session // sessions running with a context that can be done
 	watching bool       // the goroutine of watch runs
@@ -69,13 +67,9 @@ func (w *runStops) end(s *session) {
 }
 
 // watch terminates the recorded runs whose context is done, every
-// w.every, until no run is recorded.
+// runStopCheck, until no run is recorded.
 func (w *runStops) watch() {
-	every := w.every
-	if every <= 0 {
-		every = runStopCheck
-	}
-	t := time.NewTicker(every)
+	t := time.NewTicker(runStopCheck)
 	defer t.Stop()
 	for range t.C {
 		w.mu.Lock()
