@@ -73,11 +73,16 @@ type BatcherOptions struct {
 	// Idle, when set, reports whether nothing else in the process is
 	// running or waiting to run, as ProcessIdle does: no request can then
 	// be on its way to the queue, so a batch that waits to fill runs at
-	// once instead. The collecting worker asks it each time it wakes with
-	// a batch to fill (an arrival, the end of a run), for up to IdleSpin
-	// while yielding the thread, so that the goroutine that woke it can
-	// block, and every IdlePoll while the batch waits. Nil means a batch
-	// waits out MaxQueueDelay or fills.
+	// once instead. With Idle, batching follows the load rather than the
+	// workers: a request that may batch runs at once, alone, only when
+	// the process is idle; while it is busy, requests queue and the batch
+	// waits to fill even beside a free worker, since the CPU that worker
+	// would use is taken. The collecting worker asks Idle each time it
+	// wakes with a batch to fill (an arrival, the end of a run), for up
+	// to IdleSpin while yielding the thread, so that the goroutine that
+	// woke it can block, and every IdlePoll while the batch waits. Nil
+	// means a batch waits out MaxQueueDelay or fills, and waits only
+	// while every other worker is busy.
 	//
 	// Go's timers wake an idle process about a millisecond late on
 	// Linux, whatever the delay asked: without Idle, a batch that cannot
@@ -110,8 +115,8 @@ const (
 // requests at fault get the error; other errors reach every request.
 //
 // A request that finds the queue empty and a worker free, and that would
-// not wait for others to join it, runs at once in the goroutine of its
-// Submit and holds a worker's place while it runs.
+// not wait for others to join it (see BatcherOptions.Idle), runs at once
+// in the goroutine of its Submit and holds a worker's place while it runs.
 //
 // A request that runs alone runs with its own context. A batch of several
 // requests runs with a context of its own, without their values, that is
@@ -120,7 +125,7 @@ const (
 // The oldest queued request always leads the next batch; a request that
 // cannot batch with it waits for a later batch. While the collecting worker
 // waits up to MaxQueueDelay for a batch to fill, other free workers wait
-// too, so keep the delay short (hundreds of microseconds).
+// too, so keep the delay short (a few hundred microseconds at most).
 //
 // A Batcher is safe for concurrent use. Close it to stop its workers.
 type Batcher struct {
@@ -269,11 +274,16 @@ func (b *Batcher) Submit(ctx context.Context, inputs []Tensor, outputs []string)
 
 // runsNow reports whether a request arriving at an empty queue would run
 // alone at once: a worker is free, and a batchable request would not wait
-// for others to join it (a batch waits to fill only while every other
-// worker is busy). b.mu must be held.
+// for others to join it. With Idle, a batch waits to fill while the
+// process is busy, so a batchable request runs at once only when the
+// process is idle; without it, only while every other worker is busy.
+// b.mu must be held.
 func (b *Batcher) runsNow(batchable bool) bool {
 	busy := int(b.busy.Load())
 	if batchable && b.opts.MaxQueueDelay > 0 {
+		if b.opts.Idle != nil {
+			return busy < b.opts.Workers && b.opts.Idle()
+		}
 		return busy < b.opts.Workers-1
 	}
 	return busy < b.opts.Workers
@@ -397,10 +407,13 @@ func (b *Batcher) nextBatch(timer *time.Timer) ([]*batchRequest, bool) {
 		head := b.queue[0]
 		batch, rows := b.gatherLocked(head)
 		wait := time.Until(head.queued.Add(b.opts.MaxQueueDelay))
-		// Wait for the batch to fill only while every other worker is
-		// busy: an idle worker would otherwise sit beside a waiting batch.
-		othersBusy := int(b.busy.Load()) >= b.opts.Workers-1
-		if head.key != "" && rows < b.opts.MaxBatchSize && wait > 0 && !b.closed && othersBusy && !flush {
+		// With Idle, the batch waits to fill while the process is busy:
+		// a free worker beside it would only take CPU from the requests
+		// on their way, and one run of many rows costs little more than
+		// a run of one. Without Idle, it waits only while every other
+		// worker is busy, as a free worker would otherwise sit idle.
+		mayWait := b.opts.Idle != nil || int(b.busy.Load()) >= b.opts.Workers-1
+		if head.key != "" && rows < b.opts.MaxBatchSize && wait > 0 && !b.closed && mayWait && !flush {
 			b.mu.Unlock()
 			if b.settledIdle() {
 				flush = true
@@ -522,23 +535,8 @@ func (b *Batcher) runBatch(batch []*batchRequest) {
 	}
 
 	// The run is cancelled only when every request of the batch is.
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var (
-		mu    sync.Mutex
-		alive = len(batch)
-	)
-	for _, r := range batch {
-		stop := context.AfterFunc(r.ctx, func() {
-			mu.Lock()
-			alive--
-			if alive == 0 {
-				cancel()
-			}
-			mu.Unlock()
-		})
-		defer stop()
-	}
+	ctx := &batchContext{batch: batch}
+	defer ctx.release()
 
 	outs, err := b.safeRun(ctx, inputs, batch[0].outputs)
 	if err != nil && abgate.ErrorCode(err) == abgate.EINVALID && ctx.Err() == nil {
@@ -820,4 +818,78 @@ func batchSliceData(data any, lo, hi int) (any, bool) {
 		return v.Slice3(lo, hi, hi).Interface(), true
 	}
 	return nil, false
+}
+
+// batchContext is the context of a run that several requests share: it is
+// done once the context of every one of them is done. Err asks their
+// contexts, which is all that a model's run needs (the pool's runStops
+// and runSession ask Err); the channel of Done, with a context.AfterFunc
+// on every request to close it (about 0.5 us a request), is made the
+// first time something asks for it. It carries no values and no
+// deadline.
+type batchContext struct {
+	batch []*batchRequest
+
+	mu    sync.Mutex
+	done  chan struct{} // made by Done
+	alive int           // requests whose context is not done yet, once done is made
+	stops []func() bool // the AfterFuncs that count them
+}
+
+func (c *batchContext) Deadline() (time.Time, bool) { return time.Time{}, false }
+
+func (c *batchContext) Value(any) any { return nil }
+
+// Done returns a channel closed once every request's context is done.
+func (c *batchContext) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done != nil {
+		return c.done
+	}
+	c.done = make(chan struct{})
+	c.alive = len(c.batch)
+	for _, r := range c.batch {
+		c.stops = append(c.stops, context.AfterFunc(r.ctx, func() {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if c.alive--; c.alive == 0 {
+				close(c.done)
+			}
+		}))
+	}
+	return c.done
+}
+
+// Err returns context.Canceled once every request's context is done (once
+// Done is closed, when Done was asked for), and nil before.
+func (c *batchContext) Err() error {
+	c.mu.Lock()
+	done := c.done
+	c.mu.Unlock()
+	if done != nil {
+		select {
+		case <-done:
+			return context.Canceled
+		default:
+			return nil
+		}
+	}
+	for _, r := range c.batch {
+		if r.ctx.Err() == nil {
+			return nil
+		}
+	}
+	return context.Canceled
+}
+
+// release stops the AfterFuncs of Done, if it was asked for.
+func (c *batchContext) release() {
+	c.mu.Lock()
+	stops := c.stops
+	c.stops = nil
+	c.mu.Unlock()
+	for _, stop := range stops {
+		stop()
+	}
 }

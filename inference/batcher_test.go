@@ -802,3 +802,103 @@ func TestBatcherNoWaitWhileAWorkerIdles(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestBatchContext checks the context of a batch: not done while one
+// request's context lives, done once all are, through Err alone and
+// through Done (made when asked, after some contexts are already done).
+func TestBatchContext(t *testing.T) {
+	a, cancelA := context.WithCancel(context.Background())
+	b, cancelB := context.WithCancel(context.Background())
+	c, cancelC := context.WithCancel(context.Background())
+	defer cancelC()
+	ctx := &batchContext{batch: []*batchRequest{{ctx: a}, {ctx: b}, {ctx: c}}}
+	defer ctx.release()
+	if _, ok := ctx.Deadline(); ok {
+		t.Error("the batch's context has a deadline")
+	}
+	cancelA()
+	if err := ctx.Err(); err != nil {
+		t.Fatalf("Err with two requests alive: %v", err)
+	}
+	cancelB()
+	if err := ctx.Err(); err != nil {
+		t.Fatalf("Err with one request alive: %v", err)
+	}
+	done := ctx.Done()
+	select {
+	case <-done:
+		t.Fatal("Done closed with one request alive")
+	case <-time.After(10 * time.Millisecond):
+	}
+	if ctx.Done() != done {
+		t.Error("Done made a second channel")
+	}
+	cancelC()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Done not closed 5s after every request gave up")
+	}
+	if err := ctx.Err(); !errors.Is(err, context.Canceled) {
+		t.Errorf("Err once every request gave up: %v, want context.Canceled", err)
+	}
+
+	// Without Done, Err alone tells.
+	x, cancelX := context.WithCancel(context.Background())
+	only := &batchContext{batch: []*batchRequest{{ctx: x}}}
+	defer only.release()
+	if only.Err() != nil {
+		t.Fatal("Err of a live request's batch is not nil")
+	}
+	cancelX()
+	if err := only.Err(); !errors.Is(err, context.Canceled) {
+		t.Errorf("Err: %v, want context.Canceled", err)
+	}
+}
+
+// TestBatcherBatchCancelledWhenAllGiveUp: a running batch whose requests
+// all give up sees its context done, and the worker is free again.
+func TestBatcherBatchCancelledWhenAllGiveUp(t *testing.T) {
+	d := &batchDoubler{gate: make(chan struct{}), started: make(chan int, 8)}
+	ended := make(chan error, 8)
+	run := func(ctx context.Context, inputs []Tensor, outputs []string) ([]Tensor, error) {
+		outs, err := d.run(ctx, inputs, outputs)
+		ended <- err
+		return outs, err
+	}
+	b := NewBatcher(run, BatcherOptions{MaxBatchSize: 2, Workers: 1, MaxQueueDelay: time.Hour})
+	defer func() {
+		close(d.gate)
+		b.Close()
+	}()
+	ctx1, cancel1 := context.WithCancel(context.Background())
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	defer cancel1()
+	defer cancel2()
+	errs := make(chan error, 2)
+	go func() { _, err := b.Submit(ctx1, []Tensor{batchRowsInput(1, 2, 1)}, nil); errs <- err }()
+	go func() { _, err := b.Submit(ctx2, []Tensor{batchRowsInput(1, 2, 2)}, nil); errs <- err }()
+	if rows := <-d.started; rows != 2 {
+		t.Fatalf("the batch started with %d rows, want 2", rows)
+	}
+	cancel1()
+	select {
+	case err := <-ended:
+		t.Fatalf("the run ended (%v) with one request still waiting for it", err)
+	case <-time.After(20 * time.Millisecond):
+	}
+	cancel2()
+	select {
+	case err := <-ended:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("the run ended with %v, want context.Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the run went on 5s after every request of its batch gave up")
+	}
+	for range 2 {
+		if err := <-errs; !errors.Is(err, context.Canceled) {
+			t.Errorf("Submit: %v, want context.Canceled", err)
+		}
+	}
+}

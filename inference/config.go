@@ -20,7 +20,7 @@ const ConfigFile = "config.yaml"
 // Defaults of Config.
 const (
 	DefaultMaxBatchSize    = 8
-	DefaultMaxQueueDelayUS = 500
+	DefaultMaxQueueDelayUS = 150
 	DefaultMaxQueueSize    = 256
 	DefaultInstances       = 2
 	DefaultImageSize       = 224
@@ -31,7 +31,7 @@ const (
 // takes the default shown below; unknown keys are an error.
 //
 //	max_batch_size: 8          # largest batch the dynamic batcher forms; 1 = no batching
-//	max_queue_delay_us: 500    # longest a request waits for a batch to fill
+//	max_queue_delay_us: 150    # longest a request waits for a batch to fill
 //	max_queue_size: 256        # requests waiting beyond this are refused (503)
 //	instances: 2               # ONNX Runtime sessions in the pool
 //	intra_op_threads: 0        # threads per session; 0 = CPUs / instances

@@ -50,6 +50,70 @@ func TestBatcherIdleRunsAtOnce(t *testing.T) {
 	}
 }
 
+// TestBatcherIdleFollowsTheLoad checks that with Idle, batching follows
+// the load and not the free workers: while the process is busy, requests
+// queue and run together although a worker is free; once it is idle, a
+// lone request runs at once in its Submit.
+func TestBatcherIdleFollowsTheLoad(t *testing.T) {
+	var idle atomic.Bool
+	d := &batchDoubler{started: make(chan int, 8)}
+	b := NewBatcher(d.run, BatcherOptions{MaxBatchSize: 3, Workers: 2, MaxQueueDelay: time.Hour, Idle: idle.Load})
+	defer b.Close()
+
+	results := make(chan error, 4)
+	submit := func(base float32) {
+		in := batchRowsInput(1, 2, base)
+		outs, err := b.Submit(context.Background(), []Tensor{in}, nil)
+		if err == nil {
+			checkBatchDoubled(t, in, outs)
+		}
+		results <- err
+	}
+	// Busy: the first request waits beside two free workers, and two
+	// more join it.
+	go submit(1)
+	waitQueueDepth(t, b, 1)
+	go submit(10)
+	waitQueueDepth(t, b, 2)
+	select {
+	case rows := <-d.started:
+		t.Fatalf("a run of %d rows started while the process was busy and the batch could still fill", rows)
+	case <-time.After(50 * time.Millisecond):
+	}
+	go submit(100)
+	select {
+	case rows := <-d.started:
+		if rows != 3 {
+			t.Fatalf("the batch ran with %d rows, want the 3 that fill it", rows)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the full batch did not run within 5s")
+	}
+	for range 3 {
+		if err := <-results; err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Idle: a lone request does not wait for others.
+	idle.Store(true)
+	go submit(1000)
+	select {
+	case rows := <-d.started:
+		if rows != 1 {
+			t.Fatalf("the lone request ran with %d rows, want 1", rows)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a lone request in an idle process did not run within 5s")
+	}
+	if err := <-results; err != nil {
+		t.Fatal(err)
+	}
+	if got := b.QueueDepth(); got != 0 {
+		t.Errorf("queue depth after the lone request: %d, want 0", got)
+	}
+}
+
 // TestBatcherProcessIdle runs closed-loop clients against a batcher whose
 // batches may wait an hour to fill: with ProcessIdle, a batch runs once
 // every client waits in it, so the clients finish, each with its own

@@ -3,6 +3,7 @@ package inference
 import (
 	"context"
 	"slices"
+	"strconv"
 	"testing"
 
 	"abgate/inference/modelgen"
@@ -91,6 +92,23 @@ func BenchmarkRunTabular(b *testing.B) {
 			keptValueBytes = c.limit
 			m.pool.all[0].destroyKept()
 			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := m.Run(context.Background(), in, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkRunTabularRows runs the logistic regression on batches of 1 to
+// 32 rows: what one run of a batch costs beside a run of one row.
+func BenchmarkRunTabularRows(b *testing.B) {
+	logreg, _ := modelgen.LogReg()
+	m := loadTestModel(b, logreg, "instances: 1\n")
+	for _, n := range []int{1, 2, 4, 8, 16, 32} {
+		in := []Tensor{{Name: "features", Datatype: DTFP32, Shape: []int64{int64(n), 4}, Data: tabularRows(n)}}
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
 			for b.Loop() {
 				if _, err := m.Run(context.Background(), in, nil); err != nil {
 					b.Fatal(err)

@@ -26,9 +26,10 @@ type runStops struct {
 }
 
 // start records that s runs for ctx. A ctx that is never done is not
-// recorded.
+// recorded. The context of a batch is recorded without asking its Done,
+// which it makes only when asked (see batchContext).
 func (w *runStops) start(s *session, ctx context.Context) {
-	if ctx.Done() == nil {
+	if _, batch := ctx.(*batchContext); !batch && ctx.Done() == nil {
 		return
 	}
 	w.mu.Lock()

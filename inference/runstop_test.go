@@ -81,6 +81,60 @@ func TestRunStoppedWhenContextDone(t *testing.T) {
 	}
 }
 
+// TestBatchRunStoppedWhenEveryRequestGaveUp runs the demo CNN on 32
+// images for a batch of two requests, through the context a batch runs
+// with: the run goes on when one request gives up and is stopped when
+// both have, without the batch's Done channel ever being made.
+func TestBatchRunStoppedWhenEveryRequestGaveUp(t *testing.T) {
+	model, _ := modelgen.CNN()
+	m := loadTestModel(t, model, "instances: 1\nintra_op_threads: 1\n")
+	const batch, c, n = 32, modelgen.CNNChannels, modelgen.CNNSize
+	in := []Tensor{{Name: "input", Datatype: DTFP32, Shape: []int64{batch, c, n, n}, Data: make([]float32, batch*c*n*n)}}
+	first, cancelFirst := context.WithCancel(context.Background())
+	defer cancelFirst()
+	second, cancelSecond := context.WithCancel(context.Background())
+	defer cancelSecond()
+	ctx := &batchContext{batch: []*batchRequest{{ctx: first}, {ctx: second}}}
+	defer ctx.release()
+
+	// One request gives up before the run: the run goes on for the other.
+	cancelFirst()
+	if _, err := m.Run(ctx, in, []string{"probabilities"}); err != nil {
+		t.Fatalf("batch run with one request left: %v", err)
+	}
+
+	// The other gives up while ONNX Runtime runs: the run is stopped.
+	ran := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-ran:
+				return
+			default:
+			}
+			m.pool.stops.mu.Lock()
+			running := len(m.pool.stops.runs) > 0
+			m.pool.stops.mu.Unlock()
+			if running {
+				cancelSecond()
+				return
+			}
+			time.Sleep(50 * time.Microsecond)
+		}
+	}()
+	_, err := m.Run(ctx, in, nil)
+	close(ran)
+	if abgate.ErrorCode(err) != abgate.EUNAVAILABLE || !strings.Contains(abgate.ErrorMessage(err), "cancelled") {
+		t.Fatalf("batch run whose requests all gave up while it ran: %v, want EUNAVAILABLE, cancelled", err)
+	}
+	ctx.mu.Lock()
+	made := ctx.done != nil
+	ctx.mu.Unlock()
+	if made {
+		t.Error("the batch's Done channel was made: a run needs only Err")
+	}
+}
+
 // TestRunDoneContextNotRun: a context done before the run starts is
 // EUNAVAILABLE at once.
 func TestRunDoneContextNotRun(t *testing.T) {
