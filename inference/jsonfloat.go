@@ -48,6 +48,9 @@ func fastFloat(b []byte, i int, bitSize int) (f float64, end int, ok bool) {
 			return 0, 0, false // not a number, or a JSON error
 		case n == 8:
 			mant, digits, i = readDigits(b, i, 0)
+			if i+9 > len(b) {
+				return 0, 0, false // no room left to read a fraction 8 bytes at a time
+			}
 		default:
 			mant, digits, i = v, n, i+n
 		}

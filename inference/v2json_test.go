@@ -121,7 +121,8 @@ func TestDecodeFloats(t *testing.T) {
 			texts = append(texts, strconv.FormatFloat(m, 'g', -1, 64), strconv.FormatFloat(m, 'e', 15, 64))
 		}
 	}
-	texts = append(texts, "0", "-0", "0.0", "1E5", "1e+5", "16777216", "16777217", "9007199254740993", "123456789012345678901234567890", "0.000000000000000000000000000000000000000000001")
+	texts = append(texts, "0", "-0", "0.0", "1E5", "1e+5", "16777216", "16777217", "9007199254740993", "123456789012345678901234567890", "0.000000000000000000000000000000000000000000001",
+		"1234567890123456789012345678.5") // many integer digits near the end of the input
 	body := `{"inputs":[{"name":"a","shape":[` + strconv.Itoa(len(texts)) + `],"datatype":"FP32","data":[` + strings.Join(texts, ",") + `]},` +
 		`{"name":"b","shape":[` + strconv.Itoa(len(texts)) + `],"datatype":"FP64","data":[` + strings.Join(texts, ",") + `]}]}`
 	got, err := DecodeInferRequest([]byte(body))
