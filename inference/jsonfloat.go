@@ -174,6 +174,102 @@ func fastFloat(b []byte, i int, bitSize int) (f float64, end int, ok bool) {
 	return float64(g), i, true
 }
 
+// shortRoom is how many bytes from its start shortRun reads of a number:
+// a sign, a digit, a point, 16 fraction digits in two blocks of 8 bytes,
+// and a third block of 8 for the 17th and 18th digits, which must end
+// the number.
+const shortRoom = 27
+
+// shortRun reads the float32 values of the numbers at b[i:] that have the
+// form in which clients write float tensor data, such as 0.12345679,
+// -1.7922626 or -2.1179039301310043 (Python's repr of a float32 made a
+// float64), each followed by a comma and at most one space, appending
+// them to out. The form is: an optional minus sign, one digit, a point
+// and 1 to 18 digits. It returns out and the index of the first number
+// that it did not read, which is at i, or after the comma (and space) of
+// the last number read. Its values are those of strconv.ParseFloat(text,
+// 32); what it leaves, fastFloat or the general path reads, including a
+// number within shortRoom bytes of the end of b.
+//
+// T is float32 (FP32 data); shortRun is generic only to fit floatRun.
+//
+// In tensor data the sign of a number and the number of its fraction
+// digits (as 7, 8 or 9 in the shortest form) vary at random, and a branch
+// on either would be mispredicted often: shortRun reads the sign as a 0
+// or 1 and the first 16 fraction digits as two blocks of 8 bytes, the
+// second one masked out unless the first is all digits. Its branches
+// (the 17th and 18th digits, what follows a number, a rounding too close
+// to call) go the same way for all the numbers of a tensor written by the
+// same client.
+func shortRun[T float32 | float64](b []byte, i int, out []T) ([]T, int) {
+	// Writing into the room out has, rather than appending, keeps the
+	// loop free of calls (to grow out).
+	room := out[len(out):cap(out)]
+	k := 0
+	for k < len(room) && len(b)-i >= shortRoom {
+		c := (*[shortRoom]byte)(b[i:])
+		var neg uint32
+		if c[0] == '-' {
+			neg = 1
+		}
+		j := int(neg & 1)
+		d0 := c[j] - '0'
+		if d0 > 9 || c[j+1] != '.' {
+			break
+		}
+		v1, n1 := paddedDigits(binary.LittleEndian.Uint64(c[j+2:]))
+		v2, n2 := paddedDigits(binary.LittleEndian.Uint64(c[j+10:]))
+		more := -uint64(n1 >> 3) // all ones when the first block is all digits
+		frac := n1 + n2&int(more)
+		// mant is the digits scaled to 19 (d0 and 18 after the point),
+		// less than 10^19.
+		mant := uint64(d0)*1e18 + v1*1e10 + v2&more*100
+		if frac == 16 {
+			v3, n3 := paddedDigits(binary.LittleEndian.Uint64(c[j+18:]))
+			if n3 > 2 {
+				break // too many digits for mant
+			}
+			frac += n3
+			mant += v3 / 1e6
+		}
+		end := j + 2 + frac
+		if frac == 0 || c[end] != ',' {
+			break // no digit after the point (not JSON); an exponent, a space or the end of the run
+		}
+		// As in fastFloat, the float64 mant * 10^-18 is within 3 ulps of
+		// the value, which is 0 or from 10^-18 to 10, in float32's range.
+		f := float64(mant) * 1e-18
+		if low := math.Float64bits(f) & (1<<29 - 1); low-(1<<28-8) <= 16 {
+			break // too close to a midpoint of two float32s
+		}
+		room[k] = T(math.Float32frombits(math.Float32bits(float32(f)) | neg<<31))
+		k++
+		next := end + 1
+		if c[next] == ' ' {
+			next++
+		}
+		i += next
+	}
+	return out[:len(out)+k], i
+}
+
+// paddedDigits is eightDigits, with the value of the n digits followed
+// by 8-n zeros: the digits are the first of 8.
+func paddedDigits(v uint64) (uint64, int) {
+	x := v ^ 0x3030303030303030
+	// Unlike in eightDigits, a carry may cross from a byte that is not
+	// a digit into the next, which does not change the first such byte.
+	over := (x | (x + 0x7676767676767676)) & 0x8080808080808080
+	n := bits.TrailingZeros64(over) >> 3
+	x &= (over&-over)>>7 - 1 // the bytes before the first that is not a digit
+	// One multiplication a step combines neighbours: digits into pairs,
+	// pairs into fours, fours into the eight.
+	x = x * (1 + 10<<8) >> 8
+	x = x & 0x00ff00ff00ff00ff * (1 + 100<<16) >> 16
+	x = x & 0x0000ffff0000ffff * (1 + 10000<<32) >> 32
+	return x, n
+}
+
 // pow10u64 are the powers of ten up to 10^8.
 var pow10u64 = [...]uint64{1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000}
 

@@ -1,7 +1,9 @@
 package inference
 
 import (
+	"bytes"
 	"math"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"testing"
@@ -140,5 +142,125 @@ func FuzzParseJSONFloat(f *testing.F) {
 				t.Fatalf("fastFloat(%q) = %v, strconv.ParseFloat(%q, 32) = %v, %v", body, got, body[:end], want, err)
 			}
 		}
+	})
+}
+
+// checkShortRun runs shortRun on body and checks what it read: numbers
+// that follow the JSON grammar, each followed by a comma and at most one
+// space, up to the index it returned, with the values of
+// strconv.ParseFloat(text, 32). It returns how many numbers it read.
+func checkShortRun(t *testing.T, body []byte) int {
+	t.Helper()
+	out, end := shortRun(body, 0, make([]float32, 0, len(body)/4+1))
+	i := 0
+	for k, got := range out {
+		n := bytes.IndexByte(body[i:], ',')
+		if n < 0 {
+			t.Fatalf("shortRun(%q): element %d, %q, is not followed by a comma", body, k, body[i:])
+		}
+		text := string(body[i : i+n])
+		if !jsonNumber(text) {
+			t.Fatalf("shortRun(%q): element %d, %q, is not a JSON number", body, k, text)
+		}
+		want, err := strconv.ParseFloat(text, 32)
+		if err != nil || math.Float32bits(got) != math.Float32bits(float32(want)) {
+			t.Fatalf("shortRun(%q): element %d, %q, = %v (%#x), want %v (%#x), %v", body, k, text, got, math.Float32bits(got), float32(want), math.Float32bits(float32(want)), err)
+		}
+		i += n + 1
+		if i < len(body) && body[i] == ' ' {
+			i++
+		}
+	}
+	if end != i {
+		t.Fatalf("shortRun(%q) read %d numbers, up to %d, and returned %d", body, len(out), i, end)
+	}
+	return len(out)
+}
+
+func TestShortRun(t *testing.T) {
+	room := strings.Repeat(" ", shortRoom)
+	for _, tt := range []struct {
+		name string
+		in   string
+		want int // numbers read; -1 for any number
+	}{
+		{"shortest", "0.12345679," + room, 1},
+		{"forms of clients", "-1.7922626,-2.1179039301310043,0.12345679104328156,0.5," + room, 4},
+		{"7, 8 and 9 fraction digits", "1.1234567,-1.12345678,0.123456789," + room, 3},
+		{"16 fraction digits", "1.2345678901234567," + room, 1},
+		{"17 fraction digits", "-1.23456789012345678," + room, 1},
+		{"18 fraction digits", "0.012345679104328156," + room, 1},
+		{"19 fraction digits", "0.0012345679104328156," + room, 0},
+		{"24 fraction digits", "0.000000000000000000000001," + room, 0},
+		{"18 nines", "9.999999999999999999,-9.999999999999999999," + room, 2},
+		{"zeros", "0.0,-0.0,0.000000000000000000," + room, 3},
+		{"small", "0.0000001234,-0.000000000000000001," + room, 2},
+		{"one space", "1.5, 2.5,  3.5," + room, 2},
+		{"exponent", "1.5e3," + room, 0},
+		{"capital exponent", "0.25,1.5E3," + room, 1},
+		{"space before the comma", "1.5 ," + room, 0},
+		{"end of the array", "1.5]" + room, 0},
+		{"no fraction digit", "1.,2.5," + room, 0},
+		{"two integer digits", "10.5," + room, 0},
+		{"leading zero", "01.5," + room, 0},
+		{"no integer digit", "-.5," + room, 0},
+		{"plus sign", "+1.5," + room, 0},
+		{"integer", "1,2.5," + room, 0},
+		{"string", `"NaN",` + room, 0},
+		{"near a float32 midpoint", "1.0000000596046447,1.0000000596046448,-1.0000000596046447,0.50000002980232238," + room, -1},
+		{"end of the input", strings.Repeat("0.5,", 20), 14},
+		{"no room", "0.5,", 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got := checkShortRun(t, []byte(tt.in))
+			if tt.want >= 0 && got != tt.want {
+				t.Errorf("shortRun(%q) read %d numbers, want %d", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestShortRunFloat32 checks shortRun on float32 values of the
+// magnitudes it reads, written as clients write them, and on the
+// midpoints between them.
+func TestShortRunFloat32(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	room := strings.Repeat(" ", shortRoom)
+	read, all := 0, 0
+	for range 50000 {
+		f := float32(r.Float64() * 10 * math.Pow(10, -float64(r.IntN(9))))
+		if r.IntN(2) == 0 {
+			f = -f
+		}
+		next := math.Nextafter32(f, float32(math.Inf(1)))
+		for _, text := range []string{
+			strconv.FormatFloat(float64(f), 'g', -1, 32),
+			strconv.FormatFloat(float64(f), 'g', -1, 64),
+			strconv.FormatFloat(float64(f), 'f', 18, 64),
+			strconv.FormatFloat((float64(f)+float64(next))/2, 'f', 18, 64),
+		} {
+			read += checkShortRun(t, []byte(text+","+room))
+			all++
+		}
+	}
+	// All but the exponents of the shortest form of the smaller values,
+	// Python's 19 or more fraction digits of those under 0.01 and those
+	// near a midpoint.
+	if read < all/2 {
+		t.Errorf("shortRun read %d numbers of %d", read, all)
+	}
+}
+
+// FuzzShortRun: what shortRun reads are JSON numbers, each followed by
+// a comma, with the values of strconv.ParseFloat.
+func FuzzShortRun(f *testing.F) {
+	for _, s := range []string{"0.12345679", "-1.7922626", "-2.1179039301310043", "0.12345679104328156", "0.012345679104328156",
+		"0.0012345679104328156", "-0.0", "1.5e3", "1.0000000596046447", "9.999999999999999999", "0.5, 0.25,0.125", "1.,2"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		checkShortRun(t, []byte(text))
+		checkShortRun(t, []byte(text+","+strings.Repeat(" ", shortRoom)))
+		checkShortRun(t, []byte(text+","+text+","+strings.Repeat("0", shortRoom)))
 	})
 }

@@ -1283,15 +1283,34 @@ func (d *dataDecoder) float(bitSize int) (float64, error) {
 // that is not a number (the end of the array, a nested array, a string),
 // appending them to out; it leaves the scanner after the last element
 // read. It reads a run in one loop, where decodeData would make a call
-// per element.
+// per element, and for FP32 the numbers of the usual form with shortRun.
 func floatRun[T float32 | float64](d *dataDecoder, out []T, bitSize int) ([]T, error) {
 	s := d.s
 	b := s.b
+	i := s.i
+	comma := -1 // index of the comma before i, when i follows one
 	for {
-		f, end, ok := fastFloat(b, s.i, bitSize)
-		if ok {
-			s.i = end
-		} else {
+		if bitSize == 32 {
+			n := len(out)
+			if out, i = shortRun(b, i, out); len(out) > n {
+				d.n += len(out) - n
+				if comma = i - 1; b[comma] == ' ' {
+					comma--
+				}
+			}
+		}
+		if comma >= 0 {
+			for i < len(b) && isSpace(b[i]) {
+				i++
+			}
+			if i >= len(b) || (b[i] != '-' && b[i]-'0' > 9) {
+				s.i = comma // not a number: the run ends before the comma
+				return out, nil
+			}
+		}
+		f, end, ok := fastFloat(b, i, bitSize)
+		if !ok {
+			s.i = i
 			var err error
 			if f, err = d.float(bitSize); err != nil {
 				return out, err
@@ -1301,21 +1320,15 @@ func floatRun[T float32 | float64](d *dataDecoder, out []T, bitSize int) ([]T, e
 		out = append(out, T(f))
 		d.n++
 		// Another number after a comma continues the run.
-		j := end
-		for j < len(b) && isSpace(b[j]) {
-			j++
+		comma = end
+		for comma < len(b) && isSpace(b[comma]) {
+			comma++
 		}
-		if j >= len(b) || b[j] != ',' {
+		if comma >= len(b) || b[comma] != ',' {
+			s.i = end
 			return out, nil
 		}
-		j++
-		for j < len(b) && isSpace(b[j]) {
-			j++
-		}
-		if j >= len(b) || (b[j] != '-' && b[j]-'0' > 9) {
-			return out, nil
-		}
-		s.i = j
+		i = comma + 1
 	}
 }
 

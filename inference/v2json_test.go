@@ -121,24 +121,31 @@ func TestDecodeFloats(t *testing.T) {
 			texts = append(texts, strconv.FormatFloat(m, 'g', -1, 64), strconv.FormatFloat(m, 'e', 15, 64))
 		}
 	}
-	texts = append(texts, "0", "-0", "0.0", "1E5", "1e+5", "16777216", "16777217", "9007199254740993", "123456789012345678901234567890", "0.000000000000000000000000000000000000000000001",
+	texts = append(texts, "0", "-0", "0.0", "-0.0", "1E5", "1e+5", "16777216", "16777217", "9007199254740993", "123456789012345678901234567890", "0.000000000000000000000000000000000000000000001",
+		"0.0000001234", "1.23456789", "1.2345678901234567", "-1.23456789012345678", "0.012345679104328156", "0.0012345679104328156", "9.999999999999999999",
 		"1234567890123456789012345678.5") // many integer digits near the end of the input
-	body := `{"inputs":[{"name":"a","shape":[` + strconv.Itoa(len(texts)) + `],"datatype":"FP32","data":[` + strings.Join(texts, ",") + `]},` +
-		`{"name":"b","shape":[` + strconv.Itoa(len(texts)) + `],"datatype":"FP64","data":[` + strings.Join(texts, ",") + `]}]}`
-	got, err := DecodeInferRequest([]byte(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f32, f64 := got.Inputs[0].Data.([]float32), got.Inputs[1].Data.([]float64)
-	for i, s := range texts {
-		w32, _ := strconv.ParseFloat(s, 32)
-		w64, _ := strconv.ParseFloat(s, 64)
-		if math.Float32bits(f32[i]) != math.Float32bits(float32(w32)) {
-			t.Errorf("FP32 %s = %v, want %v", s, f32[i], float32(w32))
-		}
-		if math.Float64bits(f64[i]) != math.Float64bits(w64) {
-			t.Errorf("FP64 %s = %v, want %v", s, f64[i], w64)
-		}
+	// Separated as Python's json module and pretty printers write them,
+	// too; the last numbers are near the end of the input.
+	for _, sep := range []string{",", ", ", " ,\n\t"} {
+		t.Run(fmt.Sprintf("%q", sep), func(t *testing.T) {
+			body := `{"inputs":[{"name":"a","shape":[` + strconv.Itoa(len(texts)) + `],"datatype":"FP32","data":[` + strings.Join(texts, sep) + `]},` +
+				`{"name":"b","shape":[` + strconv.Itoa(len(texts)) + `],"datatype":"FP64","data":[` + strings.Join(texts, sep) + `]}]}`
+			got, err := DecodeInferRequest([]byte(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			f32, f64 := got.Inputs[0].Data.([]float32), got.Inputs[1].Data.([]float64)
+			for i, s := range texts {
+				w32, _ := strconv.ParseFloat(s, 32)
+				w64, _ := strconv.ParseFloat(s, 64)
+				if math.Float32bits(f32[i]) != math.Float32bits(float32(w32)) {
+					t.Errorf("FP32 %s = %v, want %v", s, f32[i], float32(w32))
+				}
+				if math.Float64bits(f64[i]) != math.Float64bits(w64) {
+					t.Errorf("FP64 %s = %v, want %v", s, f64[i], w64)
+				}
+			}
+		})
 	}
 }
 
@@ -184,6 +191,11 @@ func TestDecodeInferRequestErrors(t *testing.T) {
 		{"number for BOOL", in(`"name":"x","shape":[1],"datatype":"BOOL","data":[1]`), []string{"true or false is expected, not 1"}},
 		{"number for BYTES", in(`"name":"x","shape":[1],"datatype":"BYTES","data":[1]`), []string{"a string is expected, not 1"}},
 		{"bad number", in(`"name":"x","shape":[1],"datatype":"FP32","data":[01]`), []string{"malformed JSON"}},
+		{"string after a run", in(`"name":"x","shape":[40],"datatype":"FP32","data":[` + strings.Repeat("0.125,", 38) + `1,"a"]`), []string{`input "x" (FP32): element 39`, `"a" is not a number`}},
+		{"bool after a run", in(`"name":"x","shape":[40],"datatype":"FP32","data":[` + strings.Repeat("-0.12345679, ", 39) + `true]`), []string{`input "x" (FP32): element 39`, "a number is expected, not a boolean"}},
+		{"bad number after a run", in(`"name":"x","shape":[40],"datatype":"FP32","data":[` + strings.Repeat("0.125,", 39) + `1.,0.5,0.5,0.5,0.5,0.5,0.5,0.5]`), []string{"malformed JSON"}},
+		{"comma ending a run", in(`"name":"x","shape":[40],"datatype":"FP32","data":[` + strings.Repeat("0.125,", 40) + `]`), []string{`input "x" (FP32): element 40`, "a number is expected, not ']'"}},
+		{"FP32 overflow after a run", in(`"name":"x","shape":[40],"datatype":"FP32","data":[` + strings.Repeat("0.125,", 39) + `1e39]`), []string{"element 39", "1e39 is out of the range of FP32"}},
 		{"plus sign", in(`"name":"x","shape":[1],"datatype":"FP32","data":[+1]`), []string{"a number is expected"}},
 		{"unclosed data", in(`"name":"x","shape":[1],"datatype":"FP32","data":[1`), []string{"malformed JSON"}},
 		{"control character", in(`"name":"x` + "\x01" + `","shape":[1],"datatype":"FP32","data":[1]`), []string{"malformed JSON"}},
@@ -443,5 +455,69 @@ func FuzzDecodeV2JSON(f *testing.F) {
 			t.Fatalf("re-decode %s: %v", enc, err)
 		}
 		checkRequest(t, again, req)
+	})
+}
+
+// FuzzDecodeFloatData: an array of JSON numbers, as encoding/json reads
+// it, decodes as FP32 and FP64 data to the values of strconv.ParseFloat,
+// or fails with EINVALID when one is out of range.
+func FuzzDecodeFloatData(f *testing.F) {
+	for _, s := range []string{
+		"1,2.5,-3e2,0.125",
+		"-1.7922626,0.12345679,1.0000001,-0.0",
+		"-2.1179039301310043, 0.12345679104328156, 0.012345679104328156, 0.0012345679104328156",
+		"0.5 ,\n0.25,\t1.5e3,1e39,0.5,0.5,0.5,0.5,0.5,0.5,0.5,0.5,0.5,0.5",
+		"1.0000000596046447,1.0000000596046448,9.999999999999999999,0.5,0.5,0.5,0.5,0.5,0.5",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, data string) {
+		dec := json.NewDecoder(strings.NewReader("[" + data + "]"))
+		dec.UseNumber()
+		var elems []any
+		if err := dec.Decode(&elems); err != nil || dec.More() || dec.InputOffset() != int64(len(data)+2) {
+			return
+		}
+		for _, e := range elems {
+			if _, ok := e.(json.Number); !ok {
+				return
+			}
+		}
+		for _, dt := range []string{DTFP32, DTFP64} {
+			bitSize := 32
+			if dt == DTFP64 {
+				bitSize = 64
+			}
+			want := make([]float64, len(elems))
+			inRange := true
+			for i, e := range elems {
+				v, err := strconv.ParseFloat(string(e.(json.Number)), bitSize)
+				want[i] = v
+				inRange = inRange && err == nil
+			}
+			body := fmt.Sprintf(`{"inputs":[{"name":"x","shape":[%d],"datatype":%q,"data":[%s]}]}`, len(elems), dt, data)
+			req, err := DecodeInferRequest([]byte(body))
+			if !inRange {
+				if code := abgate.ErrorCode(err); code != abgate.EINVALID {
+					t.Fatalf("%s [%s]: err = %v (code %q), want EINVALID: a number out of range", dt, data, err, code)
+				}
+				continue
+			}
+			if err != nil {
+				t.Fatalf("%s [%s]: %v", dt, data, err)
+			}
+			for i, w := range want {
+				var got float64
+				switch d := req.Inputs[0].Data.(type) {
+				case []float32:
+					got = float64(d[i])
+				case []float64:
+					got = d[i]
+				}
+				if math.Float64bits(got) != math.Float64bits(w) {
+					t.Fatalf("%s [%s]: element %d, %s, = %v, want %v", dt, data, i, elems[i], got, w)
+				}
+			}
+		}
 	})
 }
