@@ -73,21 +73,28 @@ type BatcherOptions struct {
 	// Idle, when set, reports whether nothing else in the process is
 	// running or waiting to run, as ProcessIdle does: no request can then
 	// be on its way to the queue, so a batch that waits to fill runs at
-	// once instead. With Idle, batching follows the load rather than the
-	// workers: a request that may batch runs at once, alone, only when
-	// the process is idle; while it is busy, requests queue and the batch
-	// waits to fill even beside a free worker, since the CPU that worker
-	// would use is taken. The collecting worker asks Idle each time it
-	// wakes with a batch to fill (an arrival, the end of a run), for up
-	// to IdleSpin while yielding the thread, so that the goroutine that
-	// woke it can block, and every IdlePoll while the batch waits. Nil
-	// means a batch waits out MaxQueueDelay or fills, and waits only
-	// while every other worker is busy.
+	// once instead. The collecting worker asks it each time it wakes with
+	// a batch to fill (an arrival, the end of a run), for up to IdleSpin
+	// while yielding the thread, so that the goroutine that woke it can
+	// block, and every IdlePoll while the batch waits. Nil means a batch
+	// waits out MaxQueueDelay or fills.
 	//
 	// Go's timers wake an idle process about a millisecond late on
 	// Linux, whatever the delay asked: without Idle, a batch that cannot
 	// fill waits at least that long.
 	Idle func() bool
+
+	// WaitWhenBusy, with Idle, makes batching follow the load rather
+	// than the workers: a request that may batch runs at once, alone,
+	// only when the process is idle; while it is busy, requests queue and
+	// a batch waits to fill even beside a free worker, since the CPU that
+	// worker would use is taken. Without it, a batch waits to fill only
+	// while every other worker is busy. It pays under a load that keeps
+	// the process busy, on models whose run of many rows costs little
+	// more than a run of one; at low load it adds the hand-off to a
+	// worker, and the wait of requests that the process's other work made
+	// it look busy.
+	WaitWhenBusy bool
 }
 
 // How the collecting worker asks BatcherOptions.Idle: for up to IdleSpin
@@ -115,7 +122,7 @@ const (
 // requests at fault get the error; other errors reach every request.
 //
 // A request that finds the queue empty and a worker free, and that would
-// not wait for others to join it (see BatcherOptions.Idle), runs at once
+// not wait for others to join it (see BatcherOptions.WaitWhenBusy), runs at once
 // in the goroutine of its Submit and holds a worker's place while it runs.
 //
 // A request that runs alone runs with its own context. A batch of several
@@ -274,19 +281,25 @@ func (b *Batcher) Submit(ctx context.Context, inputs []Tensor, outputs []string)
 
 // runsNow reports whether a request arriving at an empty queue would run
 // alone at once: a worker is free, and a batchable request would not wait
-// for others to join it. With Idle, a batch waits to fill while the
-// process is busy, so a batchable request runs at once only when the
-// process is idle; without it, only while every other worker is busy.
+// for others to join it. A batch waits to fill while every other worker
+// is busy, and with WaitWhenBusy while the process is busy, so that a
+// batchable request then runs at once only when the process is idle.
 // b.mu must be held.
 func (b *Batcher) runsNow(batchable bool) bool {
 	busy := int(b.busy.Load())
 	if batchable && b.opts.MaxQueueDelay > 0 {
-		if b.opts.Idle != nil {
+		if b.waitsWhenBusy() {
 			return busy < b.opts.Workers && b.opts.Idle()
 		}
 		return busy < b.opts.Workers-1
 	}
 	return busy < b.opts.Workers
+}
+
+// waitsWhenBusy reports whether batches follow the load (see
+// BatcherOptions.WaitWhenBusy).
+func (b *Batcher) waitsWhenBusy() bool {
+	return b.opts.WaitWhenBusy && b.opts.Idle != nil
 }
 
 // finished is called when a run ends: a worker is free, so the collector
@@ -407,12 +420,12 @@ func (b *Batcher) nextBatch(timer *time.Timer) ([]*batchRequest, bool) {
 		head := b.queue[0]
 		batch, rows := b.gatherLocked(head)
 		wait := time.Until(head.queued.Add(b.opts.MaxQueueDelay))
-		// With Idle, the batch waits to fill while the process is busy:
-		// a free worker beside it would only take CPU from the requests
-		// on their way, and one run of many rows costs little more than
-		// a run of one. Without Idle, it waits only while every other
-		// worker is busy, as a free worker would otherwise sit idle.
-		mayWait := b.opts.Idle != nil || int(b.busy.Load()) >= b.opts.Workers-1
+		// The batch waits to fill while every other worker is busy (a
+		// free worker would otherwise sit idle beside it) or, with
+		// WaitWhenBusy, while the process is busy: a free worker would
+		// then only take CPU from the requests on their way, and one run
+		// of many rows costs little more than a run of one.
+		mayWait := b.waitsWhenBusy() || int(b.busy.Load()) >= b.opts.Workers-1
 		if head.key != "" && rows < b.opts.MaxBatchSize && wait > 0 && !b.closed && mayWait && !flush {
 			b.mu.Unlock()
 			if b.settledIdle() {

@@ -757,8 +757,19 @@ func BenchmarkBatcher(b *testing.B) {
 // runs at once, whatever MaxQueueDelay says; once the other worker is
 // busy, the next requests wait and run together.
 func TestBatcherNoWaitWhileAWorkerIdles(t *testing.T) {
+	t.Run("without Idle", func(t *testing.T) {
+		testNoWaitWhileAWorkerIdles(t, BatcherOptions{MaxBatchSize: 4, Workers: 2, MaxQueueDelay: time.Hour})
+	})
+	// Without WaitWhenBusy, a busy process does not keep a lone request
+	// from a free worker.
+	t.Run("busy process, WaitWhenBusy off", func(t *testing.T) {
+		testNoWaitWhileAWorkerIdles(t, BatcherOptions{MaxBatchSize: 4, Workers: 2, MaxQueueDelay: time.Hour, Idle: func() bool { return false }})
+	})
+}
+
+func testNoWaitWhileAWorkerIdles(t *testing.T, opts BatcherOptions) {
 	d := &batchDoubler{gate: make(chan struct{}), started: make(chan int, 64)}
-	b := NewBatcher(d.run, BatcherOptions{MaxBatchSize: 4, Workers: 2, MaxQueueDelay: time.Hour})
+	b := NewBatcher(d.run, opts)
 	defer func() {
 		go func() {
 			for range 8 {

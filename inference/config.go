@@ -20,7 +20,7 @@ const ConfigFile = "config.yaml"
 // Defaults of Config.
 const (
 	DefaultMaxBatchSize    = 8
-	DefaultMaxQueueDelayUS = 150
+	DefaultMaxQueueDelayUS = 500
 	DefaultMaxQueueSize    = 256
 	DefaultInstances       = 2
 	DefaultImageSize       = 224
@@ -31,7 +31,8 @@ const (
 // takes the default shown below; unknown keys are an error.
 //
 //	max_batch_size: 8          # largest batch the dynamic batcher forms; 1 = no batching
-//	max_queue_delay_us: 150    # longest a request waits for a batch to fill
+//	max_queue_delay_us: 500    # longest a request waits for a batch to fill
+//	batch_when_busy: false     # true: batch while the process is busy, even beside a free session
 //	max_queue_size: 256        # requests waiting beyond this are refused (503)
 //	instances: 2               # ONNX Runtime sessions in the pool
 //	intra_op_threads: 0        # threads per session; 0 = CPUs / instances
@@ -54,6 +55,7 @@ type Config struct {
 	MaxQueueSize    int          `yaml:"max_queue_size" json:"max_queue_size"`
 	Instances       int          `yaml:"instances" json:"instances"`
 	IntraOpThreads  int          `yaml:"intra_op_threads" json:"intra_op_threads"`
+	BatchWhenBusy   bool         `yaml:"batch_when_busy" json:"batch_when_busy"`
 	AllowNonFinite  bool         `yaml:"allow_non_finite" json:"allow_non_finite"`
 	Labels          []string     `yaml:"labels" json:"labels,omitempty"`
 	FeatureNames    []string     `yaml:"feature_names" json:"feature_names,omitempty"`

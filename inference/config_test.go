@@ -27,6 +27,7 @@ max_queue_delay_us: 0
 max_queue_size: 10
 instances: 3
 intra_op_threads: 2
+batch_when_busy: true
 allow_non_finite: true
 labels: [cat, dog]
 feature_names:
@@ -46,7 +47,7 @@ image:
 		}
 		want := Config{
 			MaxBatchSize: 16, MaxQueueDelayUS: 0, MaxQueueSize: 10, Instances: 3, IntraOpThreads: 2,
-			AllowNonFinite: true, Labels: []string{"cat", "dog"}, FeatureNames: []string{"age", "income"},
+			BatchWhenBusy: true, AllowNonFinite: true, Labels: []string{"cat", "dog"}, FeatureNames: []string{"age", "income"},
 			Image: &ImageConfig{Size: []int{32, 48}, Mean: []float32{0.5, 0.5, 0.5}, Std: []float32{0.25, 0.25, 0.25},
 				ChannelOrder: "BGR", Layout: "NHWC", Input: "pixels", Scale: 1},
 		}
@@ -75,6 +76,7 @@ image:
 		{"unknown image key", "image:\n  sise: [1, 2]\n", []string{"sise"}},
 		{"wrong type", "instances: many\n", []string{"line 1", `instances is "many"; it must be an integer`}},
 		{"wrong image type", "image:\n  scale: [1]\n", []string{"line 2", "must be a number"}},
+		{"not a bool", "batch_when_busy: sometimes\n", []string{"line 1", "batch_when_busy"}},
 		{"zero batch", "max_batch_size: 0\n", []string{"max_batch_size is 0"}},
 		{"negative delay", "max_queue_delay_us: -1\n", []string{"max_queue_delay_us is -1"}},
 		{"no instances", "instances: 0\n", []string{"instances is 0"}},

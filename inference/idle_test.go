@@ -50,14 +50,14 @@ func TestBatcherIdleRunsAtOnce(t *testing.T) {
 	}
 }
 
-// TestBatcherIdleFollowsTheLoad checks that with Idle, batching follows
-// the load and not the free workers: while the process is busy, requests
+// TestBatcherIdleFollowsTheLoad checks that with Idle and WaitWhenBusy,
+// batching follows the load and not the free workers: while the process is busy, requests
 // queue and run together although a worker is free; once it is idle, a
 // lone request runs at once in its Submit.
 func TestBatcherIdleFollowsTheLoad(t *testing.T) {
 	var idle atomic.Bool
 	d := &batchDoubler{started: make(chan int, 8)}
-	b := NewBatcher(d.run, BatcherOptions{MaxBatchSize: 3, Workers: 2, MaxQueueDelay: time.Hour, Idle: idle.Load})
+	b := NewBatcher(d.run, BatcherOptions{MaxBatchSize: 3, Workers: 2, MaxQueueDelay: time.Hour, Idle: idle.Load, WaitWhenBusy: true})
 	defer b.Close()
 
 	results := make(chan error, 4)

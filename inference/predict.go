@@ -680,6 +680,7 @@ type ModelInfo struct {
 	MaxBatchSize    int       `json:"max_batch_size"`
 	MaxQueueDelayUS int       `json:"max_queue_delay_us"`
 	MaxQueueSize    int       `json:"max_queue_size"`
+	BatchWhenBusy   bool      `json:"batch_when_busy"`
 	LoadedAt        time.Time `json:"loaded_at"`
 	// Image is the preprocessing of the image API, with the input and the
 	// output it uses; nil when the image API cannot feed the model, with
@@ -708,7 +709,7 @@ func (s *Server) Info(m *Model) ModelInfo {
 		Parameters: m.Parameters, Size: m.Size, Inputs: m.Inputs, Outputs: m.Outputs, Device: "cpu",
 		Labels: labels, Producer: m.Producer, Description: m.Description, Runtime: RuntimeVersion(),
 		Instances: m.Config.Instances, MaxBatchSize: batch, MaxQueueDelayUS: m.Config.MaxQueueDelayUS,
-		MaxQueueSize: m.Config.MaxQueueSize, LoadedAt: m.LoadedAt.UTC(),
+		MaxQueueSize: m.Config.MaxQueueSize, BatchWhenBusy: m.Config.BatchWhenBusy, LoadedAt: m.LoadedAt.UTC(),
 	}
 	if setup, err := m.imageSetup(); err != nil {
 		info.ImageUnavailable = abgate.ErrorMessage(err)

@@ -25,7 +25,7 @@ func TestREADMEConfig(t *testing.T) {
 	if err != nil {
 		t.Fatalf("README config.yaml example: %v", err)
 	}
-	if cfg.MaxBatchSize != 8 || cfg.MaxQueueDelayUS != 150 || cfg.MaxQueueSize != 256 || cfg.Instances != 2 {
+	if cfg.MaxBatchSize != 8 || cfg.MaxQueueDelayUS != 500 || cfg.MaxQueueSize != 256 || cfg.Instances != 2 {
 		t.Errorf("batching: got %+v", cfg)
 	}
 	if got, want := strings.Join(cfg.FeatureNames, ","), "age,income,tenure_months,sessions_per_week"; got != want {

@@ -571,6 +571,7 @@ func (m *Model) startBatcher() {
 		QueueSize:     m.Config.MaxQueueSize,
 		Workers:       m.Config.Instances,
 		Idle:          ProcessIdle,
+		WaitWhenBusy:  m.Config.BatchWhenBusy,
 		OnBatch: func(rows int) {
 			if x := m.observer(); x != nil {
 				x.batchSize.Observe(float64(rows))

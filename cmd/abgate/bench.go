@@ -158,7 +158,7 @@ func newBenchFlags(o *benchOptions, getenv func(string) string, stderr io.Writer
 	fs.StringVar(&o.Only, "only", "", "measure only the cases of one model: cnn or tabular")
 	fs.StringVar(&o.Client, "client", clientLean, "load generator: lean (kept-alive HTTP/1.1, one writev per request) or net/http (Go's http.Client)")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the run (harness, server and ONNX Runtime calls) to this file")
-	fs.StringVar(&o.ModelConfig, "model-config", "", "config.yaml keys added to every bench model's, e.g. 'instances: 1' (not max_batch_size, labels, feature_names or image, which the harness sets)")
+	fs.StringVar(&o.ModelConfig, "model-config", "", "config.yaml keys added to every bench model's, e.g. 'instances: 1' (not max_batch_size, labels, feature_names or image, which the harness sets; batch_when_busy and max_queue_delay_us given here replace the tabular model's true and 150)")
 	return fs
 }
 
@@ -324,8 +324,8 @@ func benchInference(ctx context.Context, opts benchOptions, stdout, stderr io.Wr
 	fmt.Fprintf(stdout, "# abgate bench inference: %s/%s, %d CPUs, GOMAXPROCS %d, ONNX Runtime %s, %v per case in %d rounds, concurrency %d, %s client\n",
 		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0), inference.RuntimeVersion(), opts.Duration, opts.Rounds, opts.Concurrency, opts.Client)
 	for _, m := range repo.Models() {
-		fmt.Fprintf(stdout, "# model %s: max_batch_size %d, max_queue_delay_us %d, instances %d, intra_op_threads %d\n",
-			m.Name, m.Config.MaxBatchSize, m.Config.MaxQueueDelayUS, m.Config.Instances, m.Config.Threads())
+		fmt.Fprintf(stdout, "# model %s: max_batch_size %d, max_queue_delay_us %d, batch_when_busy %t, instances %d, intra_op_threads %d\n",
+			m.Name, m.Config.MaxBatchSize, m.Config.MaxQueueDelayUS, m.Config.BatchWhenBusy, m.Config.Instances, m.Config.Threads())
 	}
 
 	if opts.CPUProfile != "" {
@@ -438,9 +438,19 @@ func writeBenchModels(dir, extra string) error {
 			"  scale: 255\n"
 	}
 	tabConfig := func(batch int) string {
-		return "max_batch_size: " + strconv.Itoa(batch) + "\n" +
+		c := "max_batch_size: " + strconv.Itoa(batch) + "\n" +
 			"labels: [" + strings.Join(w.Labels, ", ") + "]\n" +
 			"feature_names: [" + strings.Join(w.FeatureNames, ", ") + "]\n"
+		// The tabular model batches while the process is busy, with the
+		// short delay that this wants (see the README), unless --model-config
+		// says otherwise.
+		if !strings.Contains(extra, "batch_when_busy") {
+			c += "batch_when_busy: true\n"
+		}
+		if !strings.Contains(extra, "max_queue_delay_us") {
+			c += "max_queue_delay_us: 150\n"
+		}
+		return c
 	}
 	for _, m := range []struct {
 		name, config string
