@@ -122,8 +122,9 @@ const (
 // requests at fault get the error; other errors reach every request.
 //
 // A request that finds the queue empty and a worker free, and that would
-// not wait for others to join it (see BatcherOptions.WaitWhenBusy), runs at once
-// in the goroutine of its Submit and holds a worker's place while it runs.
+// not wait for others to join it (see BatcherOptions.WaitWhenBusy), runs
+// at once in the goroutine of its Submit and holds a worker's place while
+// it runs.
 //
 // A request that runs alone runs with its own context. A batch of several
 // requests runs with a context of its own, without their values, that is

@@ -9,6 +9,20 @@ import (
 	"time"
 )
 
+// doubledSubmitter returns a func that submits one row of values from
+// base to b, a Batcher of a batchDoubler, checks the answer and sends
+// Submit's error to results.
+func doubledSubmitter(t *testing.T, b *Batcher, results chan<- error) func(base float32) {
+	return func(base float32) {
+		in := batchRowsInput(1, 2, base)
+		outs, err := b.Submit(context.Background(), []Tensor{in}, nil)
+		if err == nil {
+			checkBatchDoubled(t, in, outs)
+		}
+		results <- err
+	}
+}
+
 // TestBatcherIdleRunsAtOnce checks that a batch waiting to fill runs as
 // soon as Idle says the process is idle, and not before.
 func TestBatcherIdleRunsAtOnce(t *testing.T) {
@@ -18,14 +32,7 @@ func TestBatcherIdleRunsAtOnce(t *testing.T) {
 	defer b.Close()
 
 	results := make(chan error, 2)
-	submit := func(base float32) {
-		in := batchRowsInput(1, 2, base)
-		outs, err := b.Submit(context.Background(), []Tensor{in}, nil)
-		if err == nil {
-			checkBatchDoubled(t, in, outs)
-		}
-		results <- err
-	}
+	submit := doubledSubmitter(t, b, results)
 	go submit(1)
 	select {
 	case rows := <-d.started:
@@ -61,14 +68,7 @@ func TestBatcherIdleFollowsTheLoad(t *testing.T) {
 	defer b.Close()
 
 	results := make(chan error, 4)
-	submit := func(base float32) {
-		in := batchRowsInput(1, 2, base)
-		outs, err := b.Submit(context.Background(), []Tensor{in}, nil)
-		if err == nil {
-			checkBatchDoubled(t, in, outs)
-		}
-		results <- err
-	}
+	submit := doubledSubmitter(t, b, results)
 	// Busy: the first request waits beside two free workers, and two
 	// more join it.
 	go submit(1)

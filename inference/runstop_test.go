@@ -10,20 +10,10 @@ import (
 	"abgate/inference/modelgen"
 )
 
-// TestRunStoppedWhenContextDone runs the demo CNN on a batch of 32 images
-// (tens of milliseconds of work) with a context cancelled as the run
-// starts: the run is terminated (a finished run would return the outputs), the
-// session runs again afterwards, and the pool's watch ends once no run is
-// in progress.
-func TestRunStoppedWhenContextDone(t *testing.T) {
-	model, _ := modelgen.CNN()
-	m := loadTestModel(t, model, "instances: 1\nintra_op_threads: 1\n")
-	const batch, c, n = 32, modelgen.CNNChannels, modelgen.CNNSize
-	in := []Tensor{{Name: "input", Datatype: DTFP32, Shape: []int64{batch, c, n, n}, Data: make([]float32, batch*c*n*n)}}
-
-	// Cancel once the run is recorded, that is while ONNX Runtime runs.
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+// cancelWhileRunning calls cancel as soon as a run of m is recorded by
+// its pool's runStops, that is while ONNX Runtime runs, unless the
+// returned channel is closed first.
+func cancelWhileRunning(m *Model, cancel func()) chan<- struct{} {
 	ran := make(chan struct{})
 	go func() {
 		for {
@@ -42,6 +32,24 @@ func TestRunStoppedWhenContextDone(t *testing.T) {
 			time.Sleep(50 * time.Microsecond)
 		}
 	}()
+	return ran
+}
+
+// TestRunStoppedWhenContextDone runs the demo CNN on a batch of 32 images
+// (tens of milliseconds of work) with a context cancelled as the run
+// starts: the run is terminated (a finished run would return the outputs), the
+// session runs again afterwards, and the pool's watch ends once no run is
+// in progress.
+func TestRunStoppedWhenContextDone(t *testing.T) {
+	model, _ := modelgen.CNN()
+	m := loadTestModel(t, model, "instances: 1\nintra_op_threads: 1\n")
+	const batch, c, n = 32, modelgen.CNNChannels, modelgen.CNNSize
+	in := []Tensor{{Name: "input", Datatype: DTFP32, Shape: []int64{batch, c, n, n}, Data: make([]float32, batch*c*n*n)}}
+
+	// Cancel once the run is recorded, that is while ONNX Runtime runs.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ran := cancelWhileRunning(m, cancel)
 	start := time.Now()
 	_, err := m.Run(ctx, in, nil)
 	took := time.Since(start)
@@ -104,24 +112,7 @@ func TestBatchRunStoppedWhenEveryRequestGaveUp(t *testing.T) {
 	}
 
 	// The other gives up while ONNX Runtime runs: the run is stopped.
-	ran := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case <-ran:
-				return
-			default:
-			}
-			m.pool.stops.mu.Lock()
-			running := len(m.pool.stops.runs) > 0
-			m.pool.stops.mu.Unlock()
-			if running {
-				cancelSecond()
-				return
-			}
-			time.Sleep(50 * time.Microsecond)
-		}
-	}()
+	ran := cancelWhileRunning(m, cancelSecond)
 	_, err := m.Run(ctx, in, nil)
 	close(ran)
 	if abgate.ErrorCode(err) != abgate.EUNAVAILABLE || !strings.Contains(abgate.ErrorMessage(err), "cancelled") {
