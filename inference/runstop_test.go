@@ -35,16 +35,22 @@ func cancelWhileRunning(m *Model, cancel func()) chan<- struct{} {
 	return ran
 }
 
+// longCNNRun loads the demo CNN on one session of one thread and returns
+// it with a batch of 32 images: tens of milliseconds of work.
+func longCNNRun(t *testing.T) (*Model, []Tensor) {
+	model, _ := modelgen.CNN()
+	m := loadTestModel(t, model, "instances: 1\nintra_op_threads: 1\n")
+	const batch, c, n = 32, modelgen.CNNChannels, modelgen.CNNSize
+	return m, []Tensor{{Name: "input", Datatype: DTFP32, Shape: []int64{batch, c, n, n}, Data: make([]float32, batch*c*n*n)}}
+}
+
 // TestRunStoppedWhenContextDone runs the demo CNN on a batch of 32 images
 // (tens of milliseconds of work) with a context cancelled as the run
 // starts: the run is terminated (a finished run would return the outputs), the
 // session runs again afterwards, and the pool's watch ends once no run is
 // in progress.
 func TestRunStoppedWhenContextDone(t *testing.T) {
-	model, _ := modelgen.CNN()
-	m := loadTestModel(t, model, "instances: 1\nintra_op_threads: 1\n")
-	const batch, c, n = 32, modelgen.CNNChannels, modelgen.CNNSize
-	in := []Tensor{{Name: "input", Datatype: DTFP32, Shape: []int64{batch, c, n, n}, Data: make([]float32, batch*c*n*n)}}
+	m, in := longCNNRun(t)
 
 	// Cancel once the run is recorded, that is while ONNX Runtime runs.
 	ctx, cancel := context.WithCancel(context.Background())
@@ -60,6 +66,7 @@ func TestRunStoppedWhenContextDone(t *testing.T) {
 	}
 
 	// The same session (the only one) runs to the end with a live context.
+	const c, n = modelgen.CNNChannels, modelgen.CNNSize
 	one := []Tensor{{Name: "input", Datatype: DTFP32, Shape: []int64{1, c, n, n}, Data: make([]float32, c*n*n)}}
 	live, cancelLive := context.WithCancel(context.Background())
 	defer cancelLive()
@@ -94,10 +101,7 @@ func TestRunStoppedWhenContextDone(t *testing.T) {
 // with: the run goes on when one request gives up and is stopped when
 // both have, without the batch's Done channel ever being made.
 func TestBatchRunStoppedWhenEveryRequestGaveUp(t *testing.T) {
-	model, _ := modelgen.CNN()
-	m := loadTestModel(t, model, "instances: 1\nintra_op_threads: 1\n")
-	const batch, c, n = 32, modelgen.CNNChannels, modelgen.CNNSize
-	in := []Tensor{{Name: "input", Datatype: DTFP32, Shape: []int64{batch, c, n, n}, Data: make([]float32, batch*c*n*n)}}
+	m, in := longCNNRun(t)
 	first, cancelFirst := context.WithCancel(context.Background())
 	defer cancelFirst()
 	second, cancelSecond := context.WithCancel(context.Background())
