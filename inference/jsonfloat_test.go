@@ -151,20 +151,26 @@ func FuzzParseJSONFloat(f *testing.F) {
 // strconv.ParseFloat(text, 32). It returns how many numbers it read.
 func checkShortRun(t *testing.T, body []byte) int {
 	t.Helper()
-	out, end := shortRun(body, 0, make([]float32, 0, len(body)/4+1))
+	return checkRun(t, "shortRun", shortRun[float32], body)
+}
+
+// checkRun is checkShortRun for run, shortRun or shortRunLanes.
+func checkRun(t *testing.T, name string, run func([]byte, int, []float32) ([]float32, int), body []byte) int {
+	t.Helper()
+	out, end := run(body, 0, make([]float32, 0, len(body)/4+1))
 	i := 0
 	for k, got := range out {
 		n := bytes.IndexByte(body[i:], ',')
 		if n < 0 {
-			t.Fatalf("shortRun(%q): element %d, %q, is not followed by a comma", body, k, body[i:])
+			t.Fatalf("%s(%q): element %d, %q, is not followed by a comma", name, body, k, body[i:])
 		}
 		text := string(body[i : i+n])
 		if !jsonNumber(text) {
-			t.Fatalf("shortRun(%q): element %d, %q, is not a JSON number", body, k, text)
+			t.Fatalf("%s(%q): element %d, %q, is not a JSON number", name, body, k, text)
 		}
 		want, err := strconv.ParseFloat(text, 32)
 		if err != nil || math.Float32bits(got) != math.Float32bits(float32(want)) {
-			t.Fatalf("shortRun(%q): element %d, %q, = %v (%#x), want %v (%#x), %v", body, k, text, got, math.Float32bits(got), float32(want), math.Float32bits(float32(want)), err)
+			t.Fatalf("%s(%q): element %d, %q, = %v (%#x), want %v (%#x), %v", name, body, k, text, got, math.Float32bits(got), float32(want), math.Float32bits(float32(want)), err)
 		}
 		i += n + 1
 		if i < len(body) && body[i] == ' ' {
@@ -172,7 +178,7 @@ func checkShortRun(t *testing.T, body []byte) int {
 		}
 	}
 	if end != i {
-		t.Fatalf("shortRun(%q) read %d numbers, up to %d, and returned %d", body, len(out), i, end)
+		t.Fatalf("%s(%q) read %d numbers, up to %d, and returned %d", name, body, len(out), i, end)
 	}
 	return len(out)
 }
@@ -262,5 +268,134 @@ func FuzzShortRun(f *testing.F) {
 		checkShortRun(t, []byte(text))
 		checkShortRun(t, []byte(text+","+strings.Repeat(" ", shortRoom)))
 		checkShortRun(t, []byte(text+","+text+","+strings.Repeat("0", shortRoom)))
+	})
+}
+
+// laneElements write the numbers of TestShortRunLanes: as clients
+// write them, and the forms that shortLanesSSE leaves to laneFloat.
+var laneElements = []func(r *rand.Rand) string{
+	func(r *rand.Rand) string { return strconv.FormatFloat(float64(laneValue(r)), 'g', -1, 32) },
+	func(r *rand.Rand) string { return strconv.FormatFloat(float64(laneValue(r)), 'g', -1, 64) },
+	func(r *rand.Rand) string { return strconv.FormatFloat(float64(laneValue(r)), 'f', 18, 64) },
+	func(r *rand.Rand) string { return strconv.FormatFloat(float64(laneValue(r)), 'e', -1, 32) },
+	func(r *rand.Rand) string {
+		// A midpoint of two float32s.
+		f := laneValue(r)
+		return strconv.FormatFloat((float64(f)+float64(math.Nextafter32(f, 10)))/2, 'f', 18, 64)
+	},
+	func(r *rand.Rand) string { return strconv.Itoa(r.IntN(2000) - 1000) },
+	func(r *rand.Rand) string { return "-0.0" },
+	func(r *rand.Rand) string { return "9.99999999999999" + strconv.Itoa(r.IntN(1000)) },
+	func(r *rand.Rand) string { return "0.000" + strconv.FormatUint(r.Uint64(), 10) },
+}
+
+// laneValue is a float32 from ±10^-9 to ±10.
+func laneValue(r *rand.Rand) float32 {
+	f := float32(r.Float64() * 10 * math.Pow(10, -float64(r.IntN(10))))
+	if r.IntN(2) == 0 {
+		f = -f
+	}
+	return f
+}
+
+// TestShortRunLanes checks shortRunLanes, and the decoder through it, on
+// long arrays of numbers in the forms clients write and in those that its
+// assembly leaves to laneFloat: it reads every number but the last, with
+// the values of strconv.ParseFloat.
+func TestShortRunLanes(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, mix := range []struct {
+		name  string
+		forms []int // indices into laneElements
+	}{
+		{"shortest", []int{0}},
+		{"python", []int{1}},
+		{"18 digits", []int{2}},
+		{"every form", []int{0, 1, 2, 3, 4, 5, 6, 7, 8}},
+	} {
+		for _, sep := range []string{",", ", ", "mixed"} {
+			t.Run(mix.name+" "+strconv.Quote(sep), func(t *testing.T) {
+				var texts []string
+				var b strings.Builder
+				for k := range 3000 {
+					if k > 0 {
+						switch {
+						case sep != "mixed":
+							b.WriteString(sep)
+						case r.IntN(2) == 0:
+							b.WriteString(",")
+						default:
+							b.WriteString(", ")
+						}
+					}
+					text := laneElements[mix.forms[r.IntN(len(mix.forms))]](r)
+					texts = append(texts, text)
+					b.WriteString(text)
+				}
+				// The lanes leave the numbers within 32 bytes of the
+				// end of the body: here that is the last one only.
+				b.WriteString("]}]}" + strings.Repeat(" ", 32))
+				body := []byte(b.String())
+				read := checkRun(t, "shortRunLanes", shortRunLanes, body)
+				if haveLanesSSE && read != len(texts)-1 {
+					t.Errorf("shortRunLanes read %d numbers, want all but the last, %d", read, len(texts)-1)
+				}
+				req, err := DecodeInferRequest([]byte(`{"inputs":[{"name":"x","shape":[` + strconv.Itoa(len(texts)) + `],"datatype":"FP32","data":[` + string(body)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := req.Inputs[0].Data.([]float32)
+				for k, text := range texts {
+					want, err := strconv.ParseFloat(text, 32)
+					if err != nil || math.Float32bits(got[k]) != math.Float32bits(float32(want)) {
+						t.Fatalf("element %d, %q: decoded %v, want %v, %v", k, text, got[k], float32(want), err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestShortRunLanesStops checks where shortRunLanes stops on runs that
+// are not all numbers, or that it does not split.
+func TestShortRunLanesStops(t *testing.T) {
+	many := strings.Repeat("0.5,", 600)
+	for _, tt := range []struct {
+		name string
+		in   string
+		want int // numbers read; -1 for any number
+	}{
+		{"string in lane a", `"a",` + many + "1]", 0},
+		{"string in lane b", many + `"a",` + many + "1]", 600},
+		{"nested array in lane b", many + "[1]," + many + "1]", 600},
+		{"two spaces in lane b", many + "1.5,  " + many + "1]", 601},
+		{"no end of the array", many + many, 0},
+		{"short", strings.Repeat("0.5,", 100) + "1]", 0},
+		{"end of the input", many + "1]", -1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got := checkRun(t, "shortRunLanes", shortRunLanes, []byte(tt.in+strings.Repeat(" ", shortRoom)))
+			if haveLanesSSE && tt.want >= 0 && got != tt.want {
+				t.Errorf("shortRunLanes read %d numbers, want %d", got, tt.want)
+			}
+		})
+	}
+}
+
+// FuzzShortRunLanes: what shortRunLanes reads of a long run made of the
+// fuzzed text are JSON numbers, each followed by a comma, with the values
+// of strconv.ParseFloat.
+func FuzzShortRunLanes(f *testing.F) {
+	for _, s := range []string{"0.12345679", "-1.7922626,-2.1179039301310043", "0.5, 0.25", "1.5e3", "1.0000000596046447",
+		"9.999999999999999999", "0.0012345679104328156", "1", `"NaN"`, "0.5]", "1.,2"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		if text == "" {
+			return
+		}
+		run := strings.Repeat(text+",", 2*shortLanesMin/(len(text)+1)+2)
+		checkRun(t, "shortRunLanes", shortRunLanes, []byte(run+"1]"+strings.Repeat(" ", shortRoom)))
+		checkRun(t, "shortRunLanes", shortRunLanes, []byte(run+text+", "+run+"1]"))
 	})
 }

@@ -693,7 +693,7 @@ func (m *Model) checkInputs(inputs []Tensor, scan bool) ([]*Tensor, axisSizes, e
 		if int64(n) != count {
 			return nil, nil, inputErrorf(t.Name, "input %q: %d data elements given, shape %s needs %d", t.Name, n, formatShape(t.Shape), count)
 		}
-		if scan && !m.Config.AllowNonFinite {
+		if scan && !m.Config.AllowNonFinite && !t.finite {
 			if k, v := firstNonFinite(t.Datatype, t.Data); k >= 0 {
 				return nil, nil, inputErrorf(t.Name, "input %q: element %d is %s; NaN and ±Inf are not allowed (allow_non_finite: true in the model's config.yaml allows them)", t.Name, k, v)
 			}

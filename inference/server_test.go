@@ -310,6 +310,8 @@ func TestInferBadInput(t *testing.T) {
 			[]string{`input "features"`, "element 1 is NaN", "not allowed"}},
 		{"Inf", "classifier", features(`"name":"features","shape":[1,4],"datatype":"FP32","data":[1,2,"Infinity",4]`), 400,
 			[]string{`input "features"`, "element 2 is +Inf", "not allowed"}},
+		{"-Inf after a long run", "classifier", features(`"name":"features","shape":[300,4],"datatype":"FP32","data":[` + strings.Repeat("0.5, ", 1001) + `"-Infinity",` + strings.Repeat("0.5,", 197) + `1]`), 400,
+			[]string{`input "features"`, "element 1001 is -Inf", "not allowed"}},
 		{"number out of range", "classifier", features(`"name":"features","shape":[1,4],"datatype":"FP32","data":[1,2,3,1e300]`), 400,
 			[]string{`input "features" (FP32): element 3`, "1e300 is out of the range of FP32"}},
 		{"not a number", "classifier", features(`"name":"features","shape":[1,4],"datatype":"FP32","data":[1,2,3,"4"]`), 400,

@@ -39,6 +39,11 @@ type Tensor struct {
 	Datatype string
 	Shape    []int64
 	Data     any
+
+	// finite says that Data is known to hold no NaN or ±Inf, as the V2
+	// JSON decoder knows of the float data it read: the check of a
+	// model's inputs then need not look at every element again.
+	finite bool
 }
 
 // ElementCount returns the number of elements shape describes, or an error

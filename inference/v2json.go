@@ -977,9 +977,13 @@ func (s *scanner) data(kind string, t *Tensor) (any, error) {
 	d := dataDecoder{s: s, kind: kind, t: t}
 	switch t.Datatype {
 	case DTFP32:
-		return decodeData(&d, make([]float32, 0, hint), func(d *dataDecoder, out []float32) ([]float32, error) { return floatRun(d, out, 32) })
+		data, err := decodeData(&d, make([]float32, 0, hint), func(d *dataDecoder, out []float32) ([]float32, error) { return floatRun(d, out, 32) })
+		t.finite = err == nil && !d.nonFinite
+		return data, err
 	case DTFP64:
-		return decodeData(&d, make([]float64, 0, hint), func(d *dataDecoder, out []float64) ([]float64, error) { return floatRun(d, out, 64) })
+		data, err := decodeData(&d, make([]float64, 0, hint), func(d *dataDecoder, out []float64) ([]float64, error) { return floatRun(d, out, 64) })
+		t.finite = err == nil && !d.nonFinite
+		return data, err
 	case DTFP16:
 		return decodeData(&d, make([]uint16, 0, hint), each((*dataDecoder).float16))
 	case DTBF16:
@@ -1010,10 +1014,11 @@ func (s *scanner) data(kind string, t *Tensor) (any, error) {
 
 // dataDecoder decodes the elements of one tensor's data.
 type dataDecoder struct {
-	s    *scanner
-	kind string
-	t    *Tensor
-	n    int // index of the element being decoded
+	s         *scanner
+	kind      string
+	t         *Tensor
+	n         int  // index of the element being decoded
+	nonFinite bool // a "NaN", "Infinity" or "-Infinity" was decoded
 }
 
 // elemError is the error for the element being decoded.
@@ -1253,10 +1258,13 @@ func (d *dataDecoder) float(bitSize int) (float64, error) {
 		}
 		switch string(str) {
 		case "NaN":
+			d.nonFinite = true
 			return math.NaN(), nil
 		case "Infinity":
+			d.nonFinite = true
 			return math.Inf(1), nil
 		case "-Infinity":
+			d.nonFinite = true
 			return math.Inf(-1), nil
 		}
 		return 0, d.elemError("%q is not a number (the only strings allowed are \"NaN\", \"Infinity\" and \"-Infinity\")", str)
@@ -1289,6 +1297,18 @@ func floatRun[T float32 | float64](d *dataDecoder, out []T, bitSize int) ([]T, e
 	b := s.b
 	i := s.i
 	comma := -1 // index of the comma before i, when i follows one
+	if bitSize == 32 && len(b)-i >= shortLanesMin {
+		// A long run: first in two lanes, once, then as below.
+		o := any(out).([]float32)
+		n := len(o)
+		if o, i = shortRunLanes(b, i, o); len(o) > n {
+			d.n += len(o) - n
+			if comma = i - 1; b[comma] == ' ' {
+				comma--
+			}
+			out = any(o).([]T)
+		}
+	}
 	for {
 		if bitSize == 32 {
 			n := len(out)

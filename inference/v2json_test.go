@@ -521,3 +521,30 @@ func FuzzDecodeFloatData(f *testing.F) {
 		}
 	})
 }
+
+// TestDecodeFinite checks what the decoder says of the floats it read:
+// known finite unless a "NaN", "Infinity" or "-Infinity" was among them,
+// which lets the check of a model's inputs skip its scan.
+func TestDecodeFinite(t *testing.T) {
+	for _, tt := range []struct {
+		datatype, data string
+		finite         bool
+	}{
+		{"FP32", `[1, 2.5, -3e7]`, true},
+		{"FP32", `[1, "NaN", 3]`, false},
+		{"FP64", `[1, 2, "Infinity"]`, false},
+		{"FP64", `["-Infinity", 2, 3]`, false},
+		{"FP32", `[` + strings.Repeat("0.25,", 1000) + `"NaN"]`, false},
+		{"FP16", `[1, 2, 3]`, false}, // not tracked
+		{"INT32", `[1, 2, 3]`, false},
+	} {
+		n := strings.Count(tt.data, ",") + 1
+		req, err := DecodeInferRequest([]byte(`{"inputs":[{"name":"x","shape":[` + strconv.Itoa(n) + `],"datatype":"` + tt.datatype + `","data":` + tt.data + `}]}`))
+		if err != nil {
+			t.Fatalf("%s %.40s: %v", tt.datatype, tt.data, err)
+		}
+		if got := req.Inputs[0].finite; got != tt.finite {
+			t.Errorf("%s %.40s: finite = %v, want %v", tt.datatype, tt.data, got, tt.finite)
+		}
+	}
+}

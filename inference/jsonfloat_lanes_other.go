@@ -1,0 +1,13 @@
+//go:build !amd64 || purego
+
+package inference
+
+// haveLanesSSE is false: no assembly here.
+const haveLanesSSE = false
+
+// shortLanesMin is the length of a run from which shortRunLanes splits it.
+const shortLanesMin = 1024
+
+// shortRunLanes reads nothing where there is no assembly loop (see
+// jsonfloat_lanes_amd64.go): shortRun reads the run.
+func shortRunLanes(b []byte, i int, out []float32) ([]float32, int) { return out, i }
