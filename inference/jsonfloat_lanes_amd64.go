@@ -17,17 +17,18 @@ func cpuidECX1() uint32
 
 // shortLanesSSE reads the numbers of two lanes side by side, on
 // addresses: lane a reads from a into aOut while its numbers start
-// before aEnd, lane b from b into bOut while they start at bLast or
-// before; shortRoomLanes bytes must be readable from each start, and the
-// outs must have room for the lanes' numbers. A number is of shortRun's
-// form, followed by a comma and at most one space; its value is that of
+// before aEnd and aOut is before aOutEnd, lane b from b into bOut while
+// they start at bLast or before and bOut is before bOutEnd. Once lane b
+// reached its end, lane a goes on alone. shortRoomLanes bytes must be
+// readable from each start. A number is of shortRun's form, followed by a
+// comma and at most one space; its value is that of
 // strconv.ParseFloat(text, 32). shortLanesSSE returns the addresses where
 // the lanes stopped: at the first number that either lane does not read
-// (failed is 1 for lane a, 2 for lane b), or when a lane reached its end
+// (failed is 1 for lane a, 2 for lane b), or when lane a reached its end
 // (failed is 0).
 //
 //go:noescape
-func shortLanesSSE(a, aEnd, aOut, b, bLast, bOut unsafe.Pointer) (aNext, aOutNext, bNext, bOutNext uintptr, failed int)
+func shortLanesSSE(a, aEnd, aOut unsafe.Pointer, aOutEnd uintptr, b, bLast, bOut unsafe.Pointer, bOutEnd uintptr) (aNext, aOutNext, bNext, bOutNext uintptr, failed int)
 
 // shortLanesMin is the length of a run from which shortRunLanes splits it.
 const shortLanesMin = 1024
@@ -36,75 +37,84 @@ const shortLanesMin = 1024
 // start.
 const shortRoomLanes = 32
 
-// shortRunLanes reads a long run of FP32 numbers, those of an array up to
-// its first ']', in two lanes: it cuts the run in two at a comma, and
+// shortRunLanes reads a long run of FP32 numbers in two lanes: it cuts
+// the rest of the body in two at the first comma after its middle, and
 // shortLanesSSE reads a number of each half at a time. Reading a number
 // depends on where the one before it ended, so that one lane alone keeps
 // the processor waiting; two lanes do not depend on one another, and
-// their numbers are read side by side. The second half's values go after
-// as many values as the first half has commas. A number that
-// shortLanesSSE leaves is read by fastFloat or strconv.ParseFloat, as the
-// general path would. It returns what shortRun would: out with the values read, and
-// the index of the first number left, or out and i as given when the run
-// is short, does not split, or out lacks the room. Its values are those
-// of strconv.ParseFloat(text, 32).
+// their numbers are read side by side. The data of a large tensor is
+// most of its request, so that the cut is mostly within the run; when it
+// is not, lane a stops at the run's end before the cut and what lane b
+// read is dropped. Lane b stops at the first number that no comma
+// follows, as the run's last. Lane b's values go after as many values as
+// lane a's half has commas. A number that shortLanesSSE leaves is read by
+// fastFloat or strconv.ParseFloat, as the general path would. It returns
+// what shortRun would: out with the values read, and the index of the
+// first number left, or out and i as given when the run is short, the
+// body does not split, or out lacks the room. Its values are those of
+// strconv.ParseFloat(text, 32).
 func shortRunLanes(b []byte, i int, out []float32) ([]float32, int) {
 	if !haveLanesSSE || len(b)-i < shortLanesMin {
 		return out, i
 	}
-	e := bytes.IndexByte(b[i:], ']')
-	if e < 0 {
-		return out, i
-	}
-	e += i
-	m := i + (e-i)/2
-	c := bytes.IndexByte(b[m:e], ',')
+	m := i + (len(b)-i)/2
+	c := bytes.IndexByte(b[m:], ',')
 	if c < 0 {
 		return out, i
 	}
 	mid := m + c + 1
-	if b[mid] == ' ' {
+	if mid < len(b) && b[mid] == ' ' {
 		mid++
 	}
-	last := min(e, len(b)-shortRoomLanes) // lane b's last start
+	last := len(b) - shortRoomLanes // lane b's last start
 	if mid-i < shortRoom || last <= mid {
 		return out, i
 	}
 	room := out[len(out):cap(out)]
 	na := bytes.Count(b[i:mid], []byte{','})
-	if na+bytes.Count(b[mid:e], []byte{','}) > len(room) {
+	if na >= len(room) {
 		return out, i
 	}
 	base := uintptr(unsafe.Pointer(&b[0]))
 	obase := uintptr(unsafe.Pointer(unsafe.SliceData(room)))
 	ia, ka, ib, kb := i, 0, mid, na
-	for ia < mid && ib <= last && kb < len(room) {
-		pa, oa, pb, ob, failed := shortLanesSSE(unsafe.Pointer(&b[ia]), unsafe.Pointer(&b[mid]), unsafe.Pointer(&room[ka]),
-			unsafe.Pointer(&b[ib]), unsafe.Pointer(&b[last]), unsafe.Pointer(&room[kb]))
+	laneB := last // lane b's last start, 0 once lane b stopped
+	for ia < mid {
+		if kb >= len(room) {
+			laneB = 0
+		}
+		pa, oa, pb, ob, failed := shortLanesSSE(unsafe.Pointer(&b[ia]), unsafe.Pointer(&b[mid]), unsafe.Pointer(&room[ka]), obase+4*uintptr(na),
+			unsafe.Pointer(&b[ib]), unsafe.Pointer(&b[laneB]), unsafe.Pointer(&room[min(kb, len(room)-1)]), obase+4*uintptr(len(room)))
 		ia, ka = int(pa-base), int(oa-obase)/4
-		ib, kb = int(pb-base), int(ob-obase)/4
-		if failed == 1 {
-			// Lane a's number is before mid, so a comma follows it.
-			var ok bool
-			if room[ka], ia, ok = laneFloat(b, ia); !ok {
+		if laneB != 0 {
+			ib, kb = int(pb-base), int(ob-obase)/4
+		}
+		switch failed {
+		case 0:
+			if ia < mid {
+				// Lane a's na values end before mid: not a run of
+				// numbers and commas, which the reading rules out.
 				return out[:len(out)+ka], ia
 			}
-			ka++
-		} else if failed == 2 {
+		case 1:
+			if !laneNext(b, &ia, room[:na], &ka) {
+				return out[:len(out)+ka], ia
+			}
+		case 2:
 			if !laneNext(b, &ib, room, &kb) {
-				break
+				laneB = 0
 			}
 		}
 	}
-	// One lane reached its end: the other one reads its last numbers.
-	for ia < mid {
-		var ok bool
-		if room[ka], ia, ok = laneFloat(b, ia); !ok {
-			return out[:len(out)+ka], ia
+	// Lane a read its half: lane b reads the rest alone, as the
+	// kernel's lane a.
+	for laneB != 0 && ib <= last && kb < len(room) {
+		pb, ob, _, _, failed := shortLanesSSE(unsafe.Pointer(&b[ib]), unsafe.Pointer(&b[last+1]), unsafe.Pointer(&room[kb]), obase+4*uintptr(len(room)),
+			unsafe.Pointer(&b[ib]), unsafe.Pointer(&b[0]), unsafe.Pointer(&room[kb]), 0)
+		ib, kb = int(pb-base), int(ob-obase)/4
+		if failed == 1 && !laneNext(b, &ib, room, &kb) {
+			break
 		}
-		ka++
-	}
-	for ib <= last && laneNext(b, &ib, room, &kb) {
 	}
 	return out[:len(out)+kb], ib
 }

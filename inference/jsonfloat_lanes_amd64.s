@@ -199,20 +199,17 @@ seventeen: \
 	ADDQ R12, R10 \
 	JMP fraction
 
-// func shortLanesSSE(a, aEnd, aOut, b, bLast, bOut unsafe.Pointer) (aNext, aOutNext, bNext, bOutNext uintptr, failed int)
+// func shortLanesSSE(a, aEnd, aOut unsafe.Pointer, aOutEnd uintptr, b, bLast, bOut unsafe.Pointer, bOutEnd uintptr) (aNext, aOutNext, bNext, bOutNext uintptr, failed int)
 //
-// Two lanes of shortRun side by side: lane a reads numbers that start
-// before aEnd, lane b numbers that start at bLast or before, each into
-// its out, which must have room for them; 32 bytes must be readable at
-// each start. It returns where each lane stopped: at the first number
-// either lane fails to read (failed is 1 for lane a, 2 for lane b), or
-// when a lane reaches its end (failed 0).
-TEXT ·shortLanesSSE(SB), NOSPLIT, $0-88
+// Two lanes of shortRun side by side (see jsonfloat_lanes_amd64.go):
+// SI and R8 are lane a's number and out, DI and R13 lane b's, R9 lane a's
+// end. Once lane b reached its end, lane a goes on alone.
+TEXT ·shortLanesSSE(SB), NOSPLIT, $0-104
 	MOVQ a+0(FP), SI
 	MOVQ aEnd+8(FP), R9
 	MOVQ aOut+16(FP), R8
-	MOVQ b+24(FP), DI
-	MOVQ bOut+40(FP), R13
+	MOVQ b+32(FP), DI
+	MOVQ bOut+48(FP), R13
 	MOVOU shortZero<>(SB), X8
 	MOVOU shortNine<>(SB), X9
 	MOVOU shortMul10<>(SB), X10
@@ -224,28 +221,42 @@ TEXT ·shortLanesSSE(SB), NOSPLIT, $0-88
 loop2:
 	CMPQ SI, R9
 	JAE  done2
-	CMPQ DI, bLast+32(FP)
-	JHI  done2
+	CMPQ R8, aOutEnd+24(FP)
+	JAE  done2
+	CMPQ DI, bLast+40(FP)
+	JHI  loopA
+	CMPQ R13, bOutEnd+56(FP)
+	JAE  loopA
 	SHORT_STEP(SI, R8, failA, longA, fractionA)
 	SHORT_STEP(DI, R13, failB, longB, fractionB)
 	JMP loop2
+
+loopA:
+	CMPQ SI, R9
+	JAE  done2
+	CMPQ R8, aOutEnd+24(FP)
+	JAE  done2
+	SHORT_STEP(SI, R8, failA, longA1, fractionA1)
+	JMP loopA
 
 longA:
 	SHORT_LONG(failA, fractionA, seventeenA)
 longB:
 	SHORT_LONG(failB, fractionB, seventeenB)
+longA1:
+	SHORT_LONG(failA, fractionA1, seventeenA1)
 
 failA:
-	MOVQ $1, failed+80(FP)
+	MOVQ $1, failed+96(FP)
 	JMP  out2
 failB:
-	MOVQ $2, failed+80(FP)
+	MOVQ $2, failed+96(FP)
 	JMP  out2
 done2:
-	MOVQ $0, failed+80(FP)
+	MOVQ $0, failed+96(FP)
 out2:
-	MOVQ SI, aNext+48(FP)
-	MOVQ R8, aOutNext+56(FP)
-	MOVQ DI, bNext+64(FP)
-	MOVQ R13, bOutNext+72(FP)
+	MOVQ SI, aNext+64(FP)
+	MOVQ R8, aOutNext+72(FP)
+	MOVQ DI, bNext+80(FP)
+	MOVQ R13, bOutNext+88(FP)
 	RET

@@ -369,7 +369,9 @@ func TestShortRunLanesStops(t *testing.T) {
 		{"string in lane b", many + `"a",` + many + "1]", 600},
 		{"nested array in lane b", many + "[1]," + many + "1]", 600},
 		{"two spaces in lane b", many + "1.5,  " + many + "1]", 601},
-		{"no end of the array", many + many, 0},
+		{"lane b stops first", many + many + `"x",` + many + "1]", 1200},
+		{"the run ends before the cut", many + `1], "y": [` + many + many + "1]", 600},
+		{"no end of the array", many + many, -1},
 		{"short", strings.Repeat("0.5,", 100) + "1]", 0},
 		{"end of the input", many + "1]", -1},
 	} {
