@@ -10,6 +10,7 @@ import (
 
 // haveLanesSSE reports whether shortLanesSSE may run: it needs SSSE3
 // (PMADDUBSW) and SSE4.1 (PACKUSDW), bits 9 and 19 of CPUID leaf 1's ECX.
+// Tests turn it off to check the Go loop that reads the runs otherwise.
 var haveLanesSSE = cpuidECX1()&(1<<9|1<<19) == 1<<9|1<<19
 
 // cpuidECX1 returns ECX of CPUID leaf 1.
