@@ -39,15 +39,16 @@ const shortLanesMin = 1024
 const shortRoomLanes = 32
 
 // shortRunLanes reads a long run of FP32 numbers in two lanes: it cuts
-// the rest of the body in two at the first comma after its middle, and
-// shortLanesSSE reads a number of each half at a time. Reading a number
-// depends on where the one before it ended, so that one lane alone keeps
-// the processor waiting; two lanes do not depend on one another, and
-// their numbers are read side by side. The data of a large tensor is
-// most of its request, so that the cut is mostly within the run; when it
-// is not, lane a stops at the run's end before the cut and what lane b
-// read is dropped. Lane b stops at the first number that no comma
-// follows, as the run's last. Lane b's values go after as many values as
+// the run in two at the first comma after its middle, and shortLanesSSE
+// reads a number of each half at a time. Reading a number depends on
+// where the one before it ended, so that one lane alone keeps the
+// processor waiting; two lanes do not depend on one another, and their
+// numbers are read side by side. Where the run ends is looked for only
+// in the first half of the rest of the body: a longer run is cut at the
+// middle of the rest of the body, since the data of a large tensor is
+// most of its request (when that cut is past the run's end after all,
+// lane a stops at the end and what lane b read is dropped). Lane b stops
+// at the first number that no comma follows, as the run's last. Lane b's values go after as many values as
 // lane a's half has commas. A number that shortLanesSSE leaves is read by
 // fastFloat or strconv.ParseFloat, as the general path would. It returns
 // what shortRun would: out with the values read, and the index of the
@@ -58,8 +59,17 @@ func shortRunLanes(b []byte, i int, out []float32) ([]float32, int) {
 	if !haveLanesSSE || len(b)-i < shortLanesMin {
 		return out, i
 	}
-	m := i + (len(b)-i)/2
-	c := bytes.IndexByte(b[m:], ',')
+	// A run that ends before the middle of the rest of the body (a row
+	// of a nested array, say) is cut at its own middle.
+	end := len(b)
+	if e := bytes.IndexByte(b[i:i+(len(b)-i)/2], ']'); e >= 0 {
+		if e < shortLanesMin {
+			return out, i
+		}
+		end = i + e
+	}
+	m := i + (end-i)/2
+	c := bytes.IndexByte(b[m:end], ',')
 	if c < 0 {
 		return out, i
 	}
