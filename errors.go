@@ -59,10 +59,11 @@ func (e *Error) WithField(field string) *Error {
 // ErrorCode returns the code of the first *Error in err's chain, EINTERNAL
 // for any other non-nil error and "" for nil.
 func ErrorCode(err error) string {
-	var e *Error
 	if err == nil {
-		return ""
-	} else if errors.As(err, &e) {
+		return "" // before e, which errors.As makes escape: no allocation
+	}
+	var e *Error
+	if errors.As(err, &e) {
 		return e.Code
 	}
 	return EINTERNAL
@@ -72,10 +73,11 @@ func ErrorCode(err error) string {
 // chain, or "internal error" for any other non-nil error, so that causes of
 // internal failures never reach users.
 func ErrorMessage(err error) string {
-	var e *Error
 	if err == nil {
-		return ""
-	} else if errors.As(err, &e) {
+		return "" // before e, which errors.As makes escape: no allocation
+	}
+	var e *Error
+	if errors.As(err, &e) {
 		return e.Message
 	}
 	return "internal error"
