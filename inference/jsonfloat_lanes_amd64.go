@@ -38,6 +38,11 @@ const shortLanesMin = 1024
 // start.
 const shortRoomLanes = 32
 
+// shortLanesChunk bounds the bytes of lane a that one call of
+// shortLanesSSE reads (~30 µs): an assembly function cannot be preempted,
+// and a stop of the world for the garbage collector waits for it.
+const shortLanesChunk = 32 << 10
+
 // shortRunLanes reads a long run of FP32 numbers in two lanes: it cuts
 // the run in two at the first comma after its middle, and shortLanesSSE
 // reads a number of each half at a time. Reading a number depends on
@@ -94,7 +99,8 @@ func shortRunLanes(b []byte, i int, out []float32) ([]float32, int) {
 		if kb >= len(room) {
 			laneB = 0
 		}
-		pa, oa, pb, ob, failed := shortLanesSSE(unsafe.Pointer(&b[ia]), unsafe.Pointer(&b[mid]), unsafe.Pointer(&room[ka]), obase+4*uintptr(na),
+		aEnd := min(mid, ia+shortLanesChunk)
+		pa, oa, pb, ob, failed := shortLanesSSE(unsafe.Pointer(&b[ia]), unsafe.Pointer(&b[aEnd]), unsafe.Pointer(&room[ka]), obase+4*uintptr(na),
 			unsafe.Pointer(&b[ib]), unsafe.Pointer(&b[laneB]), unsafe.Pointer(&room[min(kb, len(room)-1)]), obase+4*uintptr(len(room)))
 		ia, ka = int(pa-base), int(oa-obase)/4
 		if laneB != 0 {
@@ -102,7 +108,7 @@ func shortRunLanes(b []byte, i int, out []float32) ([]float32, int) {
 		}
 		switch failed {
 		case 0:
-			if ia < mid {
+			if ia < aEnd {
 				// Lane a's na values end before mid: not a run of
 				// numbers and commas, which the reading rules out.
 				return out[:len(out)+ka], ia
@@ -120,7 +126,7 @@ func shortRunLanes(b []byte, i int, out []float32) ([]float32, int) {
 	// Lane a read its half: lane b reads the rest alone, as the
 	// kernel's lane a.
 	for laneB != 0 && ib <= last && kb < len(room) {
-		pb, ob, _, _, failed := shortLanesSSE(unsafe.Pointer(&b[ib]), unsafe.Pointer(&b[last+1]), unsafe.Pointer(&room[kb]), obase+4*uintptr(len(room)),
+		pb, ob, _, _, failed := shortLanesSSE(unsafe.Pointer(&b[ib]), unsafe.Pointer(&b[min(last+1, ib+shortLanesChunk)]), unsafe.Pointer(&room[kb]), obase+4*uintptr(len(room)),
 			unsafe.Pointer(&b[ib]), unsafe.Pointer(&b[0]), unsafe.Pointer(&room[kb]), 0)
 		ib, kb = int(pb-base), int(ob-obase)/4
 		if failed == 1 && !laneNext(b, &ib, room, &kb) {

@@ -318,7 +318,7 @@ func TestShortRunLanes(t *testing.T) {
 				lanes := haveLanesSSE
 				var texts []string
 				var b strings.Builder
-				for k := range 3000 {
+				for k := range 8000 { // lane a spans more than one shortLanesChunk
 					if k > 0 {
 						switch {
 						case sep != "mixed":
