@@ -53,13 +53,13 @@ const shortLanesChunk = 32 << 10
 // middle of the rest of the body, since the data of a large tensor is
 // most of its request (when that cut is past the run's end after all,
 // lane a stops at the end and what lane b read is dropped). Lane b stops
-// at the first number that no comma follows, as the run's last. Lane b's values go after as many values as
-// lane a's half has commas. A number that shortLanesSSE leaves is read by
-// fastFloat or strconv.ParseFloat, as the general path would. It returns
-// what shortRun would: out with the values read, and the index of the
-// first number left, or out and i as given when the run is short, the
-// body does not split, or out lacks the room. Its values are those of
-// strconv.ParseFloat(text, 32).
+// at the first number that no comma follows, as the run's last. Lane b's
+// values go after as many values as lane a's half has commas. A number
+// that shortLanesSSE leaves is read by fastFloat or strconv.ParseFloat,
+// as the general path would. It returns what shortRun would: out with
+// the values read, and the index of the first number left, or out and i
+// as given when the run is short, the body does not split, or out lacks
+// the room. Its values are those of strconv.ParseFloat(text, 32).
 func shortRunLanes(b []byte, i int, out []float32) ([]float32, int) {
 	if !haveLanesSSE || len(b)-i < shortLanesMin {
 		return out, i
