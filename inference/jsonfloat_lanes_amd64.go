@@ -4,7 +4,6 @@ package inference
 
 import (
 	"bytes"
-	"strconv"
 	"unsafe"
 )
 
@@ -152,10 +151,10 @@ func laneNext(b []byte, i *int, room []float32, k *int) bool {
 }
 
 // laneFloat reads the number at b[i:] for shortRunLanes, when a comma and
-// at most one space follow it: fastFloat, else strconv.ParseFloat. It
-// returns the value and the index after the comma (and space), or false
-// and i for anything else: the end of the run, or what the general path
-// reads or refuses.
+// at most one space follow it: fastFloat, else parseJSONFloat on the
+// number's text. It returns the value and the index after the comma (and
+// space), or false and i for anything else: the end of the run, or what
+// the general path reads or refuses.
 func laneFloat(b []byte, i int) (float32, int, bool) {
 	f, end, ok := fastFloat(b, i, 32)
 	if !ok {
@@ -163,11 +162,9 @@ func laneFloat(b []byte, i int) (float32, int, bool) {
 		if end, ok = n.scan(b, i); !ok {
 			return 0, i, false
 		}
-		v, err := strconv.ParseFloat(string(b[i:end]), 32)
-		if err != nil {
+		if f, ok = parseJSONFloat(b[i:end], 32); !ok {
 			return 0, i, false
 		}
-		f = v
 	}
 	if end >= len(b) || b[end] != ',' {
 		return 0, i, false
