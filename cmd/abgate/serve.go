@@ -287,6 +287,12 @@ func recovery(log *slog.Logger) gin.HandlerFunc {
 	})
 }
 
+// requestIDHeader is X-Request-ID in the canonical form under which
+// net/http keeps it in a header map: the middleware reads and writes the
+// map with it directly, since Get and Set with "X-Request-ID" would
+// canonicalize the key into a new string on every request.
+const requestIDHeader = "X-Request-Id"
+
 // requestIDs returns the middleware that propagates the client's
 // X-Request-ID (when sane) or makes one, and puts it in the request context
 // and in the answer. Ids it makes are 16 bytes drawn at random once, with a
@@ -299,13 +305,16 @@ func requestIDs() gin.HandlerFunc {
 	base := binary.BigEndian.Uint64(seed[8:])
 	var n atomic.Uint64
 	return func(c *gin.Context) {
-		id := c.GetHeader("X-Request-ID")
+		var id string
+		if v := c.Request.Header[requestIDHeader]; len(v) > 0 {
+			id = v[0]
+		}
 		if id == "" || len(id) > 128 {
 			b := seed
 			binary.BigEndian.PutUint64(b[8:], base+n.Add(1))
 			id = hex.EncodeToString(b[:])
 		}
-		c.Header("X-Request-ID", id)
+		c.Writer.Header()[requestIDHeader] = []string{id}
 		c.Request = c.Request.WithContext(abgate.NewContextWithRequestID(c.Request.Context(), id))
 		c.Next()
 	}
