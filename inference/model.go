@@ -641,9 +641,19 @@ func eachField(b []byte, fn func(num protowire.Number, v []byte) error) error {
 // Errors are EINVALID and name the tensor, what was expected and what was
 // given. Without scan, the values are not looked at (NaN, ±Inf): the
 // batcher's runs are of inputs checked before they were queued.
-func (m *Model) checkInputs(inputs []Tensor, scan bool) ([]*Tensor, axisSizes, error) {
-	ordered := make([]*Tensor, len(m.Inputs))
-	var dims axisSizes
+//
+// The results are appended to ordered and dims, empty slices whose
+// arrays the caller may hold in its frame (see checkBuffers): a request
+// is checked twice, before it queues and in its run, and these would
+// otherwise be two allocations each time.
+func (m *Model) checkInputs(inputs []Tensor, scan bool, ordered []*Tensor, dims axisSizes) ([]*Tensor, axisSizes, error) {
+	if cap(ordered) < len(m.Inputs) {
+		ordered = make([]*Tensor, len(m.Inputs))
+	} else {
+		ordered = ordered[:len(m.Inputs)]
+		clear(ordered)
+	}
+	dims = dims[:0]
 	for k := range inputs {
 		t := &inputs[k]
 		i, ok := m.inputIndex[t.Name]
@@ -707,6 +717,11 @@ func (m *Model) checkInputs(inputs []Tensor, scan bool) ([]*Tensor, axisSizes, e
 	}
 	return ordered, dims, nil
 }
+
+// checkBuffers is the room of checkInputs' results that a caller keeps
+// in its frame: models have a few inputs and named axes, and checkInputs
+// allocates only beyond these.
+const checkBuffers = 8
 
 // axisSizes are the sizes of the named axes of a run's inputs.
 type axisSizes []axisSize

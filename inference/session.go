@@ -173,7 +173,9 @@ func (m *Model) Run(ctx context.Context, inputs []Tensor, outputs []string) ([]T
 // values are not checked (see checkInputs).
 func (m *Model) run(ctx context.Context, inputs []Tensor, outputs []string, scan bool) ([]Tensor, runTiming, error) {
 	var timing runTiming
-	ordered, dims, err := m.checkInputs(inputs, scan)
+	var orderedBuf [checkBuffers]*Tensor
+	var dimsBuf [checkBuffers]axisSize
+	ordered, dims, err := m.checkInputs(inputs, scan, orderedBuf[:0], dimsBuf[:0])
 	if err != nil {
 		return nil, timing, err
 	}
@@ -647,7 +649,9 @@ func (m *Model) batchRun(ctx context.Context, inputs []Tensor, outputs []string)
 // that names its tensor instead of failing the batch it would join. A full
 // queue, a closed model and a ctx done first are EUNAVAILABLE.
 func (m *Model) infer(ctx context.Context, inputs []Tensor, outputs []string) ([]Tensor, error) {
-	if _, _, err := m.checkInputs(inputs, true); err != nil {
+	var orderedBuf [checkBuffers]*Tensor
+	var dimsBuf [checkBuffers]axisSize
+	if _, _, err := m.checkInputs(inputs, true, orderedBuf[:0], dimsBuf[:0]); err != nil {
 		return nil, err
 	}
 	if _, err := m.checkOutputs(outputs); err != nil {
