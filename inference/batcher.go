@@ -6,7 +6,6 @@ import (
 	"reflect"
 	"runtime"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -150,6 +149,14 @@ type Batcher struct {
 	queue  []*batchRequest
 	closed bool
 	once   sync.Once
+
+	// lastKey is the batch key of the last request that may batch:
+	// requests with that key share its string instead of making their
+	// own (see internKey).
+	lastKey atomic.Pointer[string]
+	// requests holds batchRequests, with their done channels, that
+	// served a Submit and may serve another.
+	requests sync.Pool
 }
 
 // batchRequest is one Submit waiting in the queue or running.
@@ -235,14 +242,14 @@ func (b *Batcher) Submit(ctx context.Context, inputs []Tensor, outputs []string)
 	}
 	b.mu.Unlock()
 
-	r := &batchRequest{
-		ctx:     ctx,
-		inputs:  inputs,
-		outputs: outputs,
-		done:    make(chan batchResult, 1),
-	}
+	r := b.newRequest()
+	r.ctx, r.inputs, r.outputs = ctx, inputs, outputs
 	if batchable {
-		r.key, r.rows = batchKey(inputs, outputs, b.opts.MaxBatchSize)
+		var buf [128]byte
+		key, rows := appendBatchKey(buf[:0], inputs, outputs, b.opts.MaxBatchSize)
+		if key != nil {
+			r.key, r.rows = b.internKey(key), rows
+		}
 	}
 	if r.key == "" {
 		r.rows = batchRows(inputs)
@@ -251,10 +258,12 @@ func (b *Batcher) Submit(ctx context.Context, inputs []Tensor, outputs []string)
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
+		b.freeRequest(r)
 		return nil, abgate.Errorf(abgate.EUNAVAILABLE, "the model is shutting down")
 	}
 	if len(b.queue) >= b.opts.QueueSize {
 		b.mu.Unlock()
+		b.freeRequest(r)
 		return nil, abgate.Errorf(abgate.EUNAVAILABLE, "the model's request queue is full (%d requests waiting); retry later", b.opts.QueueSize)
 	}
 	r.queued = time.Now()
@@ -268,8 +277,13 @@ func (b *Batcher) Submit(ctx context.Context, inputs []Tensor, outputs []string)
 
 	select {
 	case res := <-r.done:
+		// The worker sent the one result of r and no longer refers to
+		// it: r may serve another Submit.
+		b.freeRequest(r)
 		return res.outputs, res.err
 	case <-ctx.Done():
+		// A worker may still hold r (and send its result): r is left
+		// to the garbage collector.
 		b.mu.Lock()
 		if r.state == batchQueued {
 			b.removeLocked(r)
@@ -278,6 +292,34 @@ func (b *Batcher) Submit(ctx context.Context, inputs []Tensor, outputs []string)
 		b.mu.Unlock()
 		return nil, fmt.Errorf("inference request cancelled: %w", ctx.Err())
 	}
+}
+
+// newRequest returns a queued batchRequest with an empty done channel,
+// from b.requests when it has one.
+func (b *Batcher) newRequest() *batchRequest {
+	if r, ok := b.requests.Get().(*batchRequest); ok {
+		return r
+	}
+	return &batchRequest{done: make(chan batchResult, 1)}
+}
+
+// freeRequest gives r back to b.requests. Only the Submit of r calls it,
+// once no worker refers to r and its done channel is empty again.
+func (b *Batcher) freeRequest(r *batchRequest) {
+	*r = batchRequest{done: r.done}
+	b.requests.Put(r)
+}
+
+// internKey returns key as a string: the string of the last key that
+// may batch when key is the same, so that the requests of a steady
+// load make no string of their own, and their keys compare by pointer.
+func (b *Batcher) internKey(key []byte) string {
+	if last := b.lastKey.Load(); last != nil && *last == string(key) {
+		return *last
+	}
+	k := string(key)
+	b.lastKey.Store(&k)
+	return k
 }
 
 // runsNow reports whether a request arriving at an empty queue would run
@@ -369,14 +411,19 @@ func (b *Batcher) work() {
 	defer b.wg.Done()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
+	// The worker's batches are gathered into one array, which holds no
+	// request between two runs.
+	var buf []*batchRequest
 	for {
 		b.collect.Lock()
-		batch, ok := b.nextBatch(timer)
+		batch, ok := b.nextBatch(timer, buf[:0])
 		b.collect.Unlock()
 		if !ok {
 			return
 		}
 		b.runBatch(batch)
+		buf = batch[:0]
+		clear(buf[:cap(buf)])
 		b.finished()
 	}
 }
@@ -384,9 +431,10 @@ func (b *Batcher) work() {
 // nextBatch waits for requests and forms the next batch: the oldest queued
 // request and the queued requests compatible with it, up to MaxBatchSize
 // rows, waiting up to MaxQueueDelay after the oldest one's arrival for the
-// batch to fill. It returns false when the Batcher is closed and its queue
-// empty. Only the worker that holds b.collect calls it.
-func (b *Batcher) nextBatch(timer *time.Timer) ([]*batchRequest, bool) {
+// batch to fill. The batch is gathered into buf, an empty slice. It
+// returns false when the Batcher is closed and its queue empty. Only the
+// worker that holds b.collect calls it.
+func (b *Batcher) nextBatch(timer *time.Timer, buf []*batchRequest) ([]*batchRequest, bool) {
 	flush := false // the process was idle: take what is queued
 	for {
 		b.mu.Lock()
@@ -419,7 +467,7 @@ func (b *Batcher) nextBatch(timer *time.Timer) ([]*batchRequest, bool) {
 			continue
 		}
 		head := b.queue[0]
-		batch, rows := b.gatherLocked(head)
+		batch, rows := b.gatherLocked(head, buf)
 		wait := time.Until(head.queued.Add(b.opts.MaxQueueDelay))
 		// The batch waits to fill while every other worker is busy (a
 		// free worker would otherwise sit idle beside it) or, with
@@ -502,9 +550,10 @@ func (b *Batcher) settledIdle() bool {
 }
 
 // gatherLocked returns head and the queued requests that may share its run,
-// oldest first, and their total rows; b.mu must be held.
-func (b *Batcher) gatherLocked(head *batchRequest) ([]*batchRequest, int) {
-	batch := []*batchRequest{head}
+// oldest first, appended to buf[:0], and their total rows; b.mu must be
+// held.
+func (b *Batcher) gatherLocked(head *batchRequest, buf []*batchRequest) ([]*batchRequest, int) {
+	batch := append(buf[:0], head)
 	rows := head.rows
 	if head.key == "" {
 		return batch, rows
@@ -598,45 +647,51 @@ func (b *Batcher) safeRun(ctx context.Context, inputs []Tensor, outputs []string
 // input of rank 0, first dimensions that differ or are zero or exceed
 // maxRows, or data whose Go type or length does not match.
 func batchKey(inputs []Tensor, outputs []string, maxRows int) (string, int) {
+	key, rows := appendBatchKey(nil, inputs, outputs, maxRows)
+	return string(key), rows
+}
+
+// appendBatchKey appends the key of batchKey to dst and returns it with
+// the row count, or nil when the request must run alone.
+func appendBatchKey(dst []byte, inputs []Tensor, outputs []string, maxRows int) ([]byte, int) {
 	if len(inputs) == 0 {
-		return "", 0
+		return nil, 0
 	}
 	rows := int64(-1)
-	var sb strings.Builder
 	for _, t := range inputs {
 		if len(t.Shape) == 0 {
-			return "", 0
+			return nil, 0
 		}
 		if rows == -1 {
 			rows = t.Shape[0]
 		}
 		if t.Shape[0] != rows || rows <= 0 || rows > int64(maxRows) {
-			return "", 0
+			return nil, 0
 		}
 		n, err := ElementCount(t.Shape)
 		if err != nil {
-			return "", 0
+			return nil, 0
 		}
 		tag, length := batchDataInfo(t.Data)
 		if tag == 0 || int64(length) != n {
-			return "", 0
+			return nil, 0
 		}
-		sb.WriteString(t.Name)
-		sb.WriteByte(0)
-		sb.WriteString(t.Datatype)
-		sb.WriteByte(tag)
+		dst = append(dst, t.Name...)
+		dst = append(dst, 0)
+		dst = append(dst, t.Datatype...)
+		dst = append(dst, tag)
 		for _, d := range t.Shape[1:] {
-			sb.WriteString(strconv.FormatInt(d, 10))
-			sb.WriteByte(',')
+			dst = strconv.AppendInt(dst, d, 10)
+			dst = append(dst, ',')
 		}
-		sb.WriteByte(1)
+		dst = append(dst, 1)
 	}
-	sb.WriteByte(2)
+	dst = append(dst, 2)
 	for _, o := range outputs {
-		sb.WriteString(o)
-		sb.WriteByte(0)
+		dst = append(dst, o...)
+		dst = append(dst, 0)
 	}
-	return sb.String(), int(rows)
+	return dst, int(rows)
 }
 
 // batchRows returns the first dimension of the first input, 1 for a scalar
@@ -752,11 +807,13 @@ func batchConcatSlices[T any](parts []any) (any, bool) {
 // batchSplitOutputs splits the outputs of a batched run back into each
 // request's outputs: outputs whose first dimension is rows are cut by each
 // request's row count (sharing the run's backing arrays); others are
-// shared whole.
+// shared whole. The requests' output lists, and their shapes of each
+// output, are cut from one array each (with their capacity cut too).
 func batchSplitOutputs(outs []Tensor, batch []*batchRequest, rows int) ([][]Tensor, error) {
 	parts := make([][]Tensor, len(batch))
+	all := make([]Tensor, len(batch)*len(outs))
 	for i := range parts {
-		parts[i] = make([]Tensor, len(outs))
+		parts[i] = all[i*len(outs) : (i+1)*len(outs) : (i+1)*len(outs)]
 	}
 	for k, t := range outs {
 		if len(t.Shape) == 0 || t.Shape[0] != int64(rows) {
@@ -775,8 +832,10 @@ func batchSplitOutputs(outs []Tensor, batch []*batchRequest, rows int) ([][]Tens
 		}
 		per := int(n) / rows
 		off := 0
+		rank := len(t.Shape)
+		shapes := make([]int64, len(batch)*rank)
 		for i, r := range batch {
-			shape := make([]int64, len(t.Shape))
+			shape := shapes[i*rank : (i+1)*rank : (i+1)*rank]
 			copy(shape, t.Shape)
 			shape[0] = int64(r.rows)
 			data, _ := batchSliceData(t.Data, off*per, (off+r.rows)*per)

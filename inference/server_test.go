@@ -9,6 +9,8 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -507,10 +509,50 @@ func TestInferConcurrent(t *testing.T) {
 // demo tabular model, through Gin without a network: the server's share
 // of a request, beside HTTP.
 func BenchmarkServeInferTabular(b *testing.B) {
+	r := benchTabularServer(b, "")
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := serveTabular(r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkServeInferTabularBatched serves the requests of
+// BenchmarkServeInferTabular from 32 goroutines at once to the tabular
+// model configured as `abgate bench inference` configures it, so that
+// they queue and run in batches.
+func BenchmarkServeInferTabularBatched(b *testing.B) {
+	r := benchTabularServer(b, "batch_when_busy: true\nmax_queue_delay_us: 150\n")
+	b.ReportAllocs()
+	b.SetParallelism(16) // 32 goroutines on 2 CPUs
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := serveTabular(r); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// benchTabularServer returns a Gin engine serving the demo models, the
+// tabular one with extra added to its config.yaml.
+func benchTabularServer(b *testing.B, extra string) *gin.Engine {
 	needORT(b)
 	dir := b.TempDir()
 	if _, err := WriteDemoModels(dir); err != nil {
 		b.Fatal(err)
+	}
+	if extra != "" {
+		f, err := os.OpenFile(filepath.Join(dir, DemoClassifierV1, ConfigFile), os.O_APPEND|os.O_WRONLY, 0)
+		if err == nil {
+			_, err = f.WriteString(extra)
+			f.Close()
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
 	}
 	repo := NewRepository(dir, nil)
 	if err := repo.Scan(); err != nil {
@@ -520,15 +562,18 @@ func BenchmarkServeInferTabular(b *testing.B) {
 	gin.SetMode(gin.TestMode)
 	r := gin.New()
 	NewServer(repo, Options{}, nil, prometheus.NewRegistry()).Mount(r)
-	body := []byte(`{"inputs":[{"name":"features","shape":[1,4],"datatype":"FP32","data":[35,52000,12,2.5]}]}`)
-	b.ReportAllocs()
-	for b.Loop() {
-		req := httptest.NewRequest(http.MethodPost, "/v2/models/"+DemoClassifierV1+"/infer", bytes.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		w := httptest.NewRecorder()
-		r.ServeHTTP(w, req)
-		if w.Code != http.StatusOK {
-			b.Fatalf("HTTP %d: %s", w.Code, w.Body)
-		}
+	return r
+}
+
+// serveTabular serves one request of one row to the tabular demo model.
+func serveTabular(r *gin.Engine) error {
+	const body = `{"inputs":[{"name":"features","shape":[1,4],"datatype":"FP32","data":[35,52000,12,2.5]}]}`
+	req := httptest.NewRequest(http.MethodPost, "/v2/models/"+DemoClassifierV1+"/infer", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	r.ServeHTTP(w, req)
+	if w.Code != http.StatusOK {
+		return fmt.Errorf("HTTP %d: %s", w.Code, w.Body)
 	}
+	return nil
 }
