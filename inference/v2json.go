@@ -866,7 +866,9 @@ func (s *scanner) tensor(what string, input bool) (decodedTensor, error) {
 			if s.peek() != '"' {
 				return s.kindError(what+".datatype", "a string")
 			}
-			t.Datatype, err = s.stringValue("")
+			var b []byte
+			b, err = s.rawString()
+			t.Datatype = datatypeString(b)
 		case "shape":
 			t.Shape, err = s.shape(what)
 		case "parameters":
@@ -926,6 +928,42 @@ func (s *scanner) tensor(what string, input bool) (decodedTensor, error) {
 	return t, nil
 }
 
+// datatypeString returns b as a string: the constant of a V2 datatype
+// without a copy, else a copy.
+func datatypeString(b []byte) string {
+	switch string(b) {
+	case DTBool:
+		return DTBool
+	case DTUint8:
+		return DTUint8
+	case DTUint16:
+		return DTUint16
+	case DTUint32:
+		return DTUint32
+	case DTUint64:
+		return DTUint64
+	case DTInt8:
+		return DTInt8
+	case DTInt16:
+		return DTInt16
+	case DTInt32:
+		return DTInt32
+	case DTInt64:
+		return DTInt64
+	case DTFP16:
+		return DTFP16
+	case DTBF16:
+		return DTBF16
+	case DTFP32:
+		return DTFP32
+	case DTFP64:
+		return DTFP64
+	case DTBytes:
+		return DTBytes
+	}
+	return string(b)
+}
+
 func (s *scanner) checkDatatype(kind string, t *Tensor) error {
 	if !ValidDatatype(t.Datatype) {
 		return s.errorf(kind+"s."+t.Name, "%s %q: datatype %q is not a V2 datatype (%s)", kind, t.Name, t.Datatype, allDatatypes)
@@ -936,8 +974,13 @@ func (s *scanner) checkDatatype(kind string, t *Tensor) error {
 // shape reads an array of dimensions, each a non-negative integer; [] is
 // the shape of a scalar.
 func (s *scanner) shape(what string) ([]int64, error) {
+	if s.peek() != '[' {
+		// Said here, so that the path is put together only for the
+		// error.
+		return nil, s.kindError(what+".shape", "an array")
+	}
 	shape := make([]int64, 0, 4)
-	err := s.array(what+".shape", func(i int) error {
+	err := s.array("", func(i int) error {
 		c := s.peek()
 		if c != '-' && (c < '0' || c > '9') {
 			return s.errorf(what+".shape", "%s.shape[%d] must be a number, not %s", what, i, jsonKind(c))
@@ -974,42 +1017,57 @@ func (s *scanner) data(kind string, t *Tensor) (any, error) {
 			hint = int(min(n, int64((len(s.b)-s.i)/2+1)))
 		}
 	}
-	d := dataDecoder{s: s, kind: kind, t: t}
-	switch t.Datatype {
-	case DTFP32:
-		data, err := decodeData(&d, make([]float32, 0, hint), func(d *dataDecoder, out []float32) ([]float32, error) { return floatRun(d, out, 32) })
-		t.finite = err == nil && !d.nonFinite
-		return data, err
-	case DTFP64:
-		data, err := decodeData(&d, make([]float64, 0, hint), func(d *dataDecoder, out []float64) ([]float64, error) { return floatRun(d, out, 64) })
-		t.finite = err == nil && !d.nonFinite
-		return data, err
-	case DTFP16:
-		return decodeData(&d, make([]uint16, 0, hint), each((*dataDecoder).float16))
-	case DTBF16:
-		return decodeData(&d, make([]uint16, 0, hint), each((*dataDecoder).bfloat16))
-	case DTInt8:
-		return decodeData(&d, make([]int8, 0, hint), each(signed[int8]))
-	case DTInt16:
-		return decodeData(&d, make([]int16, 0, hint), each(signed[int16]))
-	case DTInt32:
-		return decodeData(&d, make([]int32, 0, hint), each(signed[int32]))
-	case DTInt64:
-		return decodeData(&d, make([]int64, 0, hint), each(signed[int64]))
-	case DTUint8:
-		return decodeData(&d, make([]uint8, 0, hint), each(unsigned[uint8]))
-	case DTUint16:
-		return decodeData(&d, make([]uint16, 0, hint), each(unsigned[uint16]))
-	case DTUint32:
-		return decodeData(&d, make([]uint32, 0, hint), each(unsigned[uint32]))
-	case DTUint64:
-		return decodeData(&d, make([]uint64, 0, hint), each(unsigned[uint64]))
-	case DTBool:
-		return decodeData(&d, make([]bool, 0, hint), each((*dataDecoder).bool))
-	case DTBytes:
-		return decodeData(&d, make([]string, 0, hint), each((*dataDecoder).string))
+	if !ValidDatatype(t.Datatype) {
+		return nil, s.errorf(kind+"s."+t.Name, "%s %q: datatype %q is not a V2 datatype (%s)", kind, t.Name, t.Datatype, allDatatypes)
 	}
-	return nil, s.errorf(kind+"s."+t.Name, "%s %q: datatype %q is not a V2 datatype (%s)", kind, t.Name, t.Datatype, allDatatypes)
+	// The decoder escapes to the heap (decodeData calls the element
+	// readers through function values): it works on copies of the
+	// scanner and of the tensor's header, so that it does not take the
+	// caller's scanner and tensor there with it.
+	d := &dataDecoder{kind: kind, scan: *s, tensor: Tensor{Name: t.Name, Datatype: t.Datatype, Shape: t.Shape}}
+	d.s, d.t = &d.scan, &d.tensor
+	data, err := d.decode(hint)
+	s.i = d.scan.i
+	switch t.Datatype {
+	case DTFP32, DTFP64:
+		t.finite = err == nil && !d.nonFinite
+	}
+	return data, err
+}
+
+// decode reads the data array at the scanner's position into a slice of
+// the datatype's Go type with room for hint elements; the datatype is
+// valid.
+func (d *dataDecoder) decode(hint int) (any, error) {
+	switch d.t.Datatype {
+	case DTFP32:
+		return decodeData(d, make([]float32, 0, hint), func(d *dataDecoder, out []float32) ([]float32, error) { return floatRun(d, out, 32) })
+	case DTFP64:
+		return decodeData(d, make([]float64, 0, hint), func(d *dataDecoder, out []float64) ([]float64, error) { return floatRun(d, out, 64) })
+	case DTFP16:
+		return decodeData(d, make([]uint16, 0, hint), each((*dataDecoder).float16))
+	case DTBF16:
+		return decodeData(d, make([]uint16, 0, hint), each((*dataDecoder).bfloat16))
+	case DTInt8:
+		return decodeData(d, make([]int8, 0, hint), each(signed[int8]))
+	case DTInt16:
+		return decodeData(d, make([]int16, 0, hint), each(signed[int16]))
+	case DTInt32:
+		return decodeData(d, make([]int32, 0, hint), each(signed[int32]))
+	case DTInt64:
+		return decodeData(d, make([]int64, 0, hint), each(signed[int64]))
+	case DTUint8:
+		return decodeData(d, make([]uint8, 0, hint), each(unsigned[uint8]))
+	case DTUint16:
+		return decodeData(d, make([]uint16, 0, hint), each(unsigned[uint16]))
+	case DTUint32:
+		return decodeData(d, make([]uint32, 0, hint), each(unsigned[uint32]))
+	case DTUint64:
+		return decodeData(d, make([]uint64, 0, hint), each(unsigned[uint64]))
+	case DTBool:
+		return decodeData(d, make([]bool, 0, hint), each((*dataDecoder).bool))
+	}
+	return decodeData(d, make([]string, 0, hint), each((*dataDecoder).string))
 }
 
 // dataDecoder decodes the elements of one tensor's data.
@@ -1019,6 +1077,9 @@ type dataDecoder struct {
 	t         *Tensor
 	n         int  // index of the element being decoded
 	nonFinite bool // a "NaN", "Infinity" or "-Infinity" was decoded
+
+	scan   scanner // what s points to: a copy of the request's scanner
+	tensor Tensor  // what t points to: the tensor's name, datatype and shape
 }
 
 // elemError is the error for the element being decoded.
