@@ -12,3 +12,14 @@ const shortLanesMin = 1024
 // shortRunLanes reads nothing where there is no assembly loop (see
 // jsonfloat_lanes_amd64.go): shortRun reads the run.
 func shortRunLanes(b []byte, i int, out []float32) ([]float32, int) { return out, i }
+
+// wideRoom is the room shortRunWide needs after a run (see
+// jsonfloat_wide_amd64.go).
+const wideRoom = 64 + 16
+
+// haveWide is false: no assembly here.
+var haveWide = false
+
+// shortRunWide reads nothing where there is no assembly loop (see
+// jsonfloat_wide_amd64.go).
+func shortRunWide(b []byte, i int, out []float32) ([]float32, int) { return out, i }

@@ -407,3 +407,145 @@ func FuzzShortRunLanes(f *testing.F) {
 		checkRun(t, "shortRunLanes", shortRunLanes, []byte(run+text+", "+run+"1]"))
 	})
 }
+
+// wideElements write the numbers of TestShortRunWide: the forms that
+// shortWideAVX512 reads (one digit before the point, in 16 bytes with
+// the space and sign before it and the comma after it), those next to a
+// float32 midpoint, and others it leaves.
+var wideElements = []func(r *rand.Rand) string{
+	func(r *rand.Rand) string {
+		// An image's value, in the shortest form.
+		return strconv.FormatFloat(float64(float32(r.Float64()*5-2.5)), 'g', -1, 32)
+	},
+	func(r *rand.Rand) string {
+		// 1 to 11 fraction digits of a value under 10.
+		return strconv.FormatFloat(float64(laneValue(r))*0.999, 'f', 1+r.IntN(11), 64)
+	},
+	func(r *rand.Rand) string {
+		// A float32 midpoint from 8 to 10 to 13 fraction digits: from 0
+		// to 28 units of the last place of a float64 from it.
+		// shortWideAVX512 leaves those within 4 units, one in seven.
+		f := float32(8 + 2*r.Float64())
+		m := (float64(f) + float64(math.Nextafter32(f, 10))) / 2
+		return strconv.FormatFloat(m, 'f', 13, 64)
+	},
+	func(r *rand.Rand) string { return strconv.FormatFloat(float64(laneValue(r)), 'g', -1, 64) },
+	func(r *rand.Rand) string { return strconv.FormatFloat(float64(laneValue(r)), 'e', -1, 32) },
+	func(r *rand.Rand) string { return strconv.Itoa(r.IntN(2000) - 1000) },
+	func(r *rand.Rand) string {
+		return [...]string{"-0.0", "0.0", "10.5", "-12.25", "1.5E3", "9.999999999999999", "-1.2345678901234"}[r.IntN(7)]
+	},
+}
+
+// TestShortRunWide checks shortRunWide, and the decoder through it, on
+// long arrays of the numbers it reads and of others mixed in: it reads
+// every number but the last of the short forms, with the values of
+// strconv.ParseFloat, and the decoder reads the same with and without it.
+func TestShortRunWide(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	for _, mix := range []struct {
+		name  string
+		forms []int // indices into wideElements
+		all   bool  // shortRunWide reads all but the last
+	}{
+		{"image", []int{0}, true},
+		{"fraction digits", []int{1}, true},
+		{"midpoints", []int{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2}, false},
+		{"short forms", []int{0, 0, 0, 0, 1}, true},
+		{"python", []int{3}, false},
+		{"every form", []int{0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6}, false},
+	} {
+		for _, sep := range []string{",", ", ", "mixed"} {
+			t.Run(mix.name+" "+strconv.Quote(sep), func(t *testing.T) {
+				var texts []string
+				var b strings.Builder
+				for k := range 8000 { // more than one shortLanesChunk
+					if k > 0 {
+						switch {
+						case sep != "mixed":
+							b.WriteString(sep)
+						case r.IntN(2) == 0:
+							b.WriteString(",")
+						default:
+							b.WriteString(", ")
+						}
+					}
+					text := wideElements[mix.forms[r.IntN(len(mix.forms))]](r)
+					texts = append(texts, text)
+					b.WriteString(text)
+				}
+				b.WriteString("]}]}" + strings.Repeat(" ", 80))
+				body := []byte(b.String())
+				read := checkRun(t, "shortRunWide", shortRunWide, body)
+				switch {
+				case !haveWide:
+				case mix.all && read != len(texts)-1:
+					t.Errorf("shortRunWide read %d numbers, want all but the last, %d", read, len(texts)-1)
+				case mix.name == "midpoints" && sep == "," && read < len(texts)/2:
+					t.Errorf("shortRunWide read %d numbers of %d, want most", read, len(texts))
+				}
+				wide, lanes := haveWide, haveLanesSSE
+				defer func() { haveWide, haveLanesSSE = wide, lanes }()
+				for _, on := range []bool{true, false} {
+					haveWide, haveLanesSSE = wide && on, lanes && on
+					req, err := DecodeInferRequest([]byte(`{"inputs":[{"name":"x","shape":[` + strconv.Itoa(len(texts)) + `],"datatype":"FP32","data":[` + string(body)))
+					if err != nil {
+						t.Fatal(err)
+					}
+					got := req.Inputs[0].Data.([]float32)
+					for k, text := range texts {
+						want, err := strconv.ParseFloat(text, 32)
+						if err != nil || math.Float32bits(got[k]) != math.Float32bits(float32(want)) {
+							t.Fatalf("wide %v: element %d, %q: decoded %v, want %v, %v", haveWide, k, text, got[k], float32(want), err)
+						}
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestShortRunWideStops checks where shortRunWide stops: at the end of
+// the run, at the end of the body, and where the form changes for good.
+func TestShortRunWideStops(t *testing.T) {
+	many := strings.Repeat("0.5,", 600)
+	for _, tt := range []struct {
+		name string
+		in   string
+		want int // numbers read; -1 for any number
+	}{
+		{"end of the run", many + `1], "y": [` + many + "1]", 600},
+		{"a string", many + `"a",` + many + "1]", 600},
+		{"a nested array", many + "[1]," + many + "1]", 600},
+		{"two spaces", many + "1.5,  " + many + "1]", 601},
+		{"python after", many + strings.Repeat("0.12345678901234567,", 600) + "1]", -1},
+		{"python first", strings.Repeat("0.12345678901234567,", 600) + many + "1]", 0},
+		{"short", strings.Repeat("0.5,", 100) + "1]", 0},
+		{"no end of the array", many + many, -1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got := checkRun(t, "shortRunWide", shortRunWide, []byte(tt.in+strings.Repeat(" ", wideRoom)))
+			if haveWide && tt.want >= 0 && got != tt.want {
+				t.Errorf("shortRunWide read %d numbers, want %d", got, tt.want)
+			}
+		})
+	}
+}
+
+// FuzzShortRunWide: what shortRunWide reads of a long run made of the
+// fuzzed text are JSON numbers, each followed by a comma, with the values
+// of strconv.ParseFloat.
+func FuzzShortRunWide(f *testing.F) {
+	for _, s := range []string{"0.12345679", "-1.7922626, 2.1179039", "0.5, -0.25", "1.5e3", "1.00000005960464",
+		"9.99999999999999", "-0.0", "1", `"NaN"`, "0.5]", "1.,2", " -1.5", "- 1.5", "1.5 ,2"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		if text == "" {
+			return
+		}
+		run := strings.Repeat(text+",", 2*shortLanesMin/(len(text)+1)+2)
+		checkRun(t, "shortRunWide", shortRunWide, []byte(run+"1]"+strings.Repeat(" ", wideRoom)))
+		checkRun(t, "shortRunWide", shortRunWide, []byte(run+text+", "+run+"1]"))
+	})
+}

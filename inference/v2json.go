@@ -1359,10 +1359,13 @@ func floatRun[T float32 | float64](d *dataDecoder, out []T, bitSize int) ([]T, e
 	i := s.i
 	comma := -1 // index of the comma before i, when i follows one
 	if bitSize == 32 && len(b)-i >= shortLanesMin {
-		// A long run: first in two lanes, once, then as below.
+		// A long run: eight numbers at a time, then in two lanes, once
+		// each, then as below.
 		o := any(out).([]float32)
 		n := len(o)
-		if o, i = shortRunLanes(b, i, o); len(o) > n {
+		o, i = shortRunWide(b, i, o)
+		o, i = shortRunLanes(b, i, o)
+		if len(o) > n {
 			d.n += len(o) - n
 			if comma = i - 1; b[comma] == ' ' {
 				comma--

@@ -1,0 +1,96 @@
+//go:build amd64 && !purego
+
+package inference
+
+import "unsafe"
+
+// haveWide reports whether shortWideAVX512 may run: it needs AVX-512 F,
+// DQ and BW (CPUID leaf 7, EBX bits 16, 17 and 30) and an operating system
+// that saves the opmask and ZMM registers (XCR0 bits 1, 2 and 5 to 7).
+// Tests turn it off to check the paths that read the runs otherwise.
+var haveWide = wideSupported()
+
+func wideSupported() bool {
+	const osxsave = 1 << 27
+	if _, _, c, _ := cpuidLeaf(1, 0); c&osxsave == 0 {
+		return false
+	}
+	if xgetbv0()&0xe6 != 0xe6 {
+		return false
+	}
+	const f, dq, bw = 1 << 16, 1 << 17, 1 << 30
+	_, b, _, _ := cpuidLeaf(7, 0)
+	return b&(f|dq|bw) == f|dq|bw
+}
+
+func cpuidLeaf(eax, ecx uint32) (a, b, c, d uint32)
+
+func xgetbv0() uint32
+
+// shortWideAVX512 reads the numbers from p, eight at a time, into out up
+// to outEnd. A number is of the form [-]d.d[d...], after at most one
+// space and followed by a comma, all in 16 bytes (up to 13 fraction
+// digits); its value is that of strconv.ParseFloat(text, 32). It stops at the first group of eight that
+// holds another number (or a value near a float32 rounding tie), that
+// reaches to end or past it, or that out lacks the room for, and returns
+// where that group starts (the number, or the space before it) and the
+// out address after the last value, and whether a number stopped it
+// rather than end or outEnd. 80 bytes from end must be readable.
+//
+//go:noescape
+func shortWideAVX512(p, end, out unsafe.Pointer, outEnd uintptr) (next, outNext uintptr, failed bool)
+
+// wideRoom is how many bytes before the end of the body shortRunWide's
+// last block of 64 ends: shortWideAVX512 reads 16 bytes past a block.
+const wideRoom = 64 + 16
+
+// shortRunWide reads a long run of FP32 numbers of the usual short form,
+// eight at a time with AVX-512: each number gets a 16-byte lane, where a
+// shuffle drops its sign and point, and its digits become an integer
+// divided by 10^15. Numbers of another form in a group of eight (Python's
+// 17 digits, exponents, the run's last) are read by laneFloat; it returns
+// at the end of the run, or when four groups in a row hold a number of
+// another form, for shortRunLanes and shortRun to read on. It returns
+// what shortRun would: out with the values read, and the index of the
+// first number left. Its values are those of strconv.ParseFloat(text, 32).
+func shortRunWide(b []byte, i int, out []float32) ([]float32, int) {
+	if !haveWide || len(b)-i < shortLanesMin || (b[i] != '-' && b[i]-'0' > 9) {
+		return out, i // the kernel would take a space here for the one after a comma
+	}
+	room := out[len(out):cap(out)]
+	if len(room) == 0 {
+		return out, i
+	}
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	obase := uintptr(unsafe.Pointer(unsafe.SliceData(room)))
+	limit := len(b) - wideRoom
+	k := 0
+	misses := 0
+	for i < limit && k < len(room) {
+		end := min(limit, i+shortLanesChunk)
+		next, onext, failed := shortWideAVX512(unsafe.Pointer(&b[i]), unsafe.Pointer(&b[end]), unsafe.Pointer(&room[k]), obase+4*uintptr(len(room)))
+		read := int(onext-obase)/4 - k
+		if read > 0 {
+			i, k = int(next-base), k+read
+			if b[i] == ' ' {
+				i++
+			}
+		}
+		if !failed && read > 0 && end < limit {
+			continue // the end of a chunk
+		}
+		if read > 0 {
+			misses = 0
+		} else if misses++; misses == 4 || k == 0 {
+			break // not a run of the short form, or no longer
+		}
+		// A group with a number of another form, the run's end or the
+		// body's, or the end of out: its numbers one by one.
+		for range 8 {
+			if !laneNext(b, &i, room, &k) {
+				return out[:len(out)+k], i
+			}
+		}
+	}
+	return out[:len(out)+k], i
+}
