@@ -85,6 +85,7 @@ refill: \
 	ADDQ $64, BX; \
 	CMPQ BX, R8; \
 	JHI stopEnd; \
+	PREFETCHT0 1024(BX); \
 	VPCMPEQB (BX), Z25, K1; \
 	KMOVQ K1, DX; \
 	TESTQ DX, DX; \
