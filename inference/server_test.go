@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -499,6 +500,56 @@ func TestInferConcurrent(t *testing.T) {
 		}()
 	}
 	for range 64 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// TestInferLargeJSONConcurrent sends JSON FP32 tensors large enough to be
+// decoded into pooled buffers, from several clients at once and again, so
+// that buffers of finished requests are reused while others wait in the
+// batcher's queue: every answer is its own input plus one.
+func TestInferLargeJSONConcurrent(t *testing.T) {
+	needORT(t)
+	dir := t.TempDir()
+	writeTestModel(t, dir, "dynamic", "1", modelgen.AllDynamic(), "instances: 1\nmax_batch_size: 8\nmax_queue_delay_us: 20000\n")
+	ts := newTestServer(t, dir)
+	const n = 2 * pooledFloatsMin
+	errs := make(chan error, 8)
+	for g := range 8 {
+		go func() {
+			for round := range 4 {
+				x := make([]float32, n)
+				for i := range x {
+					x[i] = float32(g*1000+round) + float32(i%97)/8
+				}
+				data, _ := json.Marshal(x)
+				body := `{"inputs":[{"name":"x","shape":[1,1,` + strconv.Itoa(n) + `],"datatype":"FP32","data":` + string(data) + `}]}`
+				resp, err := http.Post(ts.url+"/v2/models/dynamic/infer", "application/json", strings.NewReader(body))
+				if err != nil {
+					errs <- err
+					return
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				got, err := DecodeInferResponse(b)
+				if resp.StatusCode != 200 || err != nil {
+					errs <- fmt.Errorf("%d %.200s: %v", resp.StatusCode, b, err)
+					return
+				}
+				y := got.Outputs[0].Data.([]float32)
+				for i := range x {
+					if y[i] != x[i]+1 {
+						errs <- fmt.Errorf("client %d round %d: y[%d] = %v, want %v", g, round, i, y[i], x[i]+1)
+						return
+					}
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 8 {
 		if err := <-errs; err != nil {
 			t.Error(err)
 		}

@@ -66,7 +66,13 @@ type InferOutput struct {
 // not match the shape are EINVALID errors that name the tensor and say
 // what was expected and given. The result does not refer to b.
 func DecodeInferRequest(b []byte) (*InferRequest, error) {
-	s := scanner{b: b}
+	return decodeInferRequest(b, nil)
+}
+
+// decodeInferRequest is DecodeInferRequest, where floats (when not nil)
+// may give the room of large FP32 tensors' data.
+func decodeInferRequest(b []byte, floats func(n int) []float32) (*InferRequest, error) {
+	s := scanner{b: b, floats: floats}
 	req := &InferRequest{}
 	var seen seenKeys
 	err := s.object("request", func(key []byte) error {
@@ -428,6 +434,10 @@ func appendJSONString(dst []byte, s string) []byte {
 type scanner struct {
 	b []byte
 	i int
+
+	// floats, when set, may give the room of a large FP32 tensor's data
+	// (an empty slice with room for n values), or nil.
+	floats func(n int) []float32
 }
 
 // seenKeys records the keys of an object seen so far, to refuse repeats.
@@ -1041,7 +1051,14 @@ func (s *scanner) data(kind string, t *Tensor) (any, error) {
 func (d *dataDecoder) decode(hint int) (any, error) {
 	switch d.t.Datatype {
 	case DTFP32:
-		return decodeData(d, make([]float32, 0, hint), func(d *dataDecoder, out []float32) ([]float32, error) { return floatRun(d, out, 32) })
+		var out []float32
+		if d.s.floats != nil {
+			out = d.s.floats(hint)
+		}
+		if out == nil {
+			out = make([]float32, 0, hint)
+		}
+		return decodeData(d, out, func(d *dataDecoder, out []float32) ([]float32, error) { return floatRun(d, out, 32) })
 	case DTFP64:
 		return decodeData(d, make([]float64, 0, hint), func(d *dataDecoder, out []float64) ([]float64, error) { return floatRun(d, out, 64) })
 	case DTFP16:
