@@ -277,9 +277,14 @@ func (b *Batcher) Submit(ctx context.Context, inputs []Tensor, outputs []string)
 
 	select {
 	case res := <-r.done:
-		// The worker sent the one result of r and no longer refers to
-		// it: r may serve another Submit.
-		b.freeRequest(r)
+		// The result of a run comes once r is out of the queue, and the
+		// worker that sent it no longer refers to r: r may serve another
+		// Submit. An error may come from a worker that found r cancelled
+		// while r was still in the queue, which it goes on reading: r is
+		// then left to the garbage collector.
+		if res.err == nil {
+			b.freeRequest(r)
+		}
 		return res.outputs, res.err
 	case <-ctx.Done():
 		// A worker may still hold r (and send its result): r is left
@@ -304,7 +309,8 @@ func (b *Batcher) newRequest() *batchRequest {
 }
 
 // freeRequest gives r back to b.requests. Only the Submit of r calls it,
-// once no worker refers to r and its done channel is empty again.
+// once r is out of the queue, no worker refers to it and its done channel
+// is empty again.
 func (b *Batcher) freeRequest(r *batchRequest) {
 	*r = batchRequest{done: r.done}
 	b.requests.Put(r)
