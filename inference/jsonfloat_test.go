@@ -433,6 +433,23 @@ var wideElements = []func(r *rand.Rand) string{
 	func(r *rand.Rand) string { return strconv.FormatFloat(float64(laneValue(r)), 'e', -1, 32) },
 	func(r *rand.Rand) string { return strconv.Itoa(r.IntN(2000) - 1000) },
 	func(r *rand.Rand) string {
+		// An image's value as Python writes the float64 of a float32:
+		// ~17 digits, past the 16 bytes of a lane.
+		return strconv.FormatFloat(float64(float32(r.Float64()*5-2.5)), 'g', -1, 64)
+	},
+	func(r *rand.Rand) string {
+		// 18 fraction digits from 1e-13 to 1e-11 off a float32 midpoint
+		// from 1 to 2: longWideAVX512 reads those more than 1.1e-12 off
+		// it from their first 14 fraction digits, and leaves the rest.
+		f := float32(1 + r.Float64())
+		m := (float64(f) + float64(math.Nextafter32(f, 10))) / 2
+		d := float64(1+r.IntN(100)) * 1e-13
+		if r.IntN(2) == 0 {
+			d = -d
+		}
+		return strconv.FormatFloat(m+d, 'f', 18, 64)
+	},
+	func(r *rand.Rand) string {
 		return [...]string{"-0.0", "0.0", "10.5", "-12.25", "1.5E3", "9.999999999999999", "-1.2345678901234"}[r.IntN(7)]
 	},
 }
@@ -452,8 +469,11 @@ func TestShortRunWide(t *testing.T) {
 		{"fraction digits", []int{1}, true},
 		{"midpoints", []int{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2}, false},
 		{"short forms", []int{0, 0, 0, 0, 1}, true},
-		{"python", []int{3}, false},
-		{"every form", []int{0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6}, false},
+		{"python", []int{6}, true},
+		{"python and shortest", []int{0, 6}, true},
+		{"python, small values", []int{3}, false},
+		{"long midpoints", []int{6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 7}, false},
+		{"every form", []int{0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 6, 6, 6, 6, 7, 8}, false},
 	} {
 		for _, sep := range []string{",", ", ", "mixed"} {
 			t.Run(mix.name+" "+strconv.Quote(sep), func(t *testing.T) {
@@ -481,7 +501,7 @@ func TestShortRunWide(t *testing.T) {
 				case !haveWide:
 				case mix.all && read != len(texts)-1:
 					t.Errorf("shortRunWide read %d numbers, want all but the last, %d", read, len(texts)-1)
-				case mix.name == "midpoints" && sep == "," && read < len(texts)/2:
+				case (mix.name == "midpoints" || mix.name == "long midpoints") && sep == "," && read < len(texts)/2:
 					t.Errorf("shortRunWide read %d numbers of %d, want most", read, len(texts))
 				}
 				wide, lanes := haveWide, haveLanesSSE
@@ -519,7 +539,9 @@ func TestShortRunWideStops(t *testing.T) {
 		{"a nested array", many + "[1]," + many + "1]", 600},
 		{"two spaces", many + "1.5,  " + many + "1]", 601},
 		{"python after", many + strings.Repeat("0.12345678901234567,", 600) + "1]", -1},
-		{"python first", strings.Repeat("0.12345678901234567,", 600) + many + "1]", 0},
+		{"python first", strings.Repeat("0.12345678901234567,", 600) + many + "1]", 1200},
+		{"python and more", strings.Repeat("-0.0012345679104328156, ", 600) + many + "1]", 1200},
+		{"too long for a lane and the next", strings.Repeat("0.12345678901234567890123456789012,", 600) + "1]", 0},
 		{"short", strings.Repeat("0.5,", 100) + "1]", 0},
 		{"no end of the array", many + many, -1},
 	} {
@@ -537,7 +559,8 @@ func TestShortRunWideStops(t *testing.T) {
 // of strconv.ParseFloat.
 func FuzzShortRunWide(f *testing.F) {
 	for _, s := range []string{"0.12345679", "-1.7922626, 2.1179039", "0.5, -0.25", "1.5e3", "1.00000005960464",
-		"9.99999999999999", "-0.0", "1", `"NaN"`, "0.5]", "1.,2", " -1.5", "- 1.5", "1.5 ,2"} {
+		"9.99999999999999", "-0.0", "1", `"NaN"`, "0.5]", "1.,2", " -1.5", "- 1.5", "1.5 ,2",
+		"0.12345678901234567", "-0.0012345679104328156", "1.00000005960464477539", "1.2345678901234567e-5"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, text string) {

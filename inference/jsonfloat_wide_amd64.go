@@ -4,9 +4,10 @@ package inference
 
 import "unsafe"
 
-// haveWide reports whether shortWideAVX512 may run: it needs AVX-512 F,
-// DQ and BW (CPUID leaf 7, EBX bits 16, 17 and 30) and an operating system
-// that saves the opmask and ZMM registers (XCR0 bits 1, 2 and 5 to 7).
+// haveWide reports whether shortWideAVX512 and longWideAVX512 may run:
+// they need AVX-512 F, DQ and BW and BMI2 (CPUID leaf 7, EBX bits 16, 17,
+// 30 and 8) and an operating system that saves the opmask and ZMM
+// registers (XCR0 bits 1, 2 and 5 to 7).
 // Tests turn it off to check the paths that read the runs otherwise.
 var haveWide = wideSupported()
 
@@ -18,9 +19,9 @@ func wideSupported() bool {
 	if xgetbv0()&0xe6 != 0xe6 {
 		return false
 	}
-	const f, dq, bw = 1 << 16, 1 << 17, 1 << 30
+	const f, dq, bw, bmi2 = 1 << 16, 1 << 17, 1 << 30, 1 << 8
 	_, b, _, _ := cpuidLeaf(7, 0)
-	return b&(f|dq|bw) == f|dq|bw
+	return b&(f|dq|bw|bmi2) == f|dq|bw|bmi2
 }
 
 func cpuidLeaf(eax, ecx uint32) (a, b, c, d uint32)
@@ -40,19 +41,32 @@ func xgetbv0() uint32
 //go:noescape
 func shortWideAVX512(p, end, out unsafe.Pointer, outEnd uintptr) (next, outNext uintptr, failed bool)
 
-// wideRoom is how many bytes before the end of the body shortRunWide's
-// last block of 64 ends: shortWideAVX512 reads 16 bytes past a block.
-const wideRoom = 64 + 16
+// longWideAVX512 is shortWideAVX512 for runs that also hold longer
+// numbers (Python's 17 digits): a number may go on in digits past its 16
+// bytes to the comma, and is then read from its first 12 to 14 digits
+// after the point, when all values within 1.1e-12 of that round to the
+// same float32. 96 bytes from end must be readable.
+//
+//go:noescape
+func longWideAVX512(p, end, out unsafe.Pointer, outEnd uintptr) (next, outNext uintptr, failed bool)
 
-// shortRunWide reads a long run of FP32 numbers of the usual short form,
-// eight at a time with AVX-512: each number gets a 16-byte lane, where a
-// shuffle drops its sign and point, and its digits become an integer
-// divided by 10^15. Numbers of another form in a group of eight (Python's
-// 17 digits, exponents, the run's last) are read by laneFloat; it returns
-// at the end of the run, or when four groups in a row hold a number of
-// another form, for shortRunLanes and shortRun to read on. It returns
-// what shortRun would: out with the values read, and the index of the
-// first number left. Its values are those of strconv.ParseFloat(text, 32).
+// wideRoom is how many bytes before the end of the body the kernels' last
+// block of 64 starts: they read 32 bytes past a block.
+const wideRoom = 96
+
+// shortRunWide reads a long run of FP32 numbers eight at a time with
+// AVX-512: each number gets a 16-byte lane, where a shuffle drops its
+// sign and point, and its digits become an integer divided by 10^15. It
+// starts with shortWideAVX512, for numbers that end in their lane (the
+// shortest forms), and goes on with longWideAVX512, which also takes
+// longer ones (Python's 17 digits), from the first group that
+// shortWideAVX512 does not read. The numbers of a group that neither
+// reads (exponents, values near a float32 rounding tie, the run's last)
+// are read by laneFloat; it returns at the end of the run, or when four
+// groups in a row hold such a number, for shortRunLanes and shortRun to
+// read on. It returns what shortRun would: out with the values read, and
+// the index of the first number left. Its values are those of
+// strconv.ParseFloat(text, 32).
 func shortRunWide(b []byte, i int, out []float32) ([]float32, int) {
 	if !haveWide || len(b)-i < shortLanesMin || (b[i] != '-' && b[i]-'0' > 9) {
 		return out, i // the kernel would take a space here for the one after a comma
@@ -66,9 +80,11 @@ func shortRunWide(b []byte, i int, out []float32) ([]float32, int) {
 	limit := len(b) - wideRoom
 	k := 0
 	misses := 0
+	kernel, long := shortWideAVX512, false
+loop:
 	for i < limit && k < len(room) {
 		end := min(limit, i+shortLanesChunk)
-		next, onext, failed := shortWideAVX512(unsafe.Pointer(&b[i]), unsafe.Pointer(&b[end]), unsafe.Pointer(&room[k]), obase+4*uintptr(len(room)))
+		next, onext, failed := kernel(unsafe.Pointer(&b[i]), unsafe.Pointer(&b[end]), unsafe.Pointer(&room[k]), obase+4*uintptr(len(room)))
 		read := int(onext-obase)/4 - k
 		if read > 0 {
 			i, k = int(next-base), k+read
@@ -79,10 +95,18 @@ func shortRunWide(b []byte, i int, out []float32) ([]float32, int) {
 		if !failed && read > 0 && end < limit {
 			continue // the end of a chunk
 		}
-		if read > 0 {
+		switch {
+		case read > 0:
 			misses = 0
-		} else if misses++; misses == 4 || k == 0 {
-			break // not a run of the short form, or no longer
+		case failed && !long:
+			// A group with a longer number: the run is read on with the
+			// kernel that takes those too.
+			kernel, long = longWideAVX512, true
+			continue
+		default:
+			if misses++; misses == 4 || k == 0 {
+				break loop // not a run of these forms, or no longer
+			}
 		}
 		// A group with a number of another form, the run's end or the
 		// body's, or the end of out: its numbers one by one.

@@ -40,6 +40,15 @@ GLOBL wideMidLess4<>(SB), RODATA|NOPTR, $8
 DATA wideEight<>+0(SB)/8, $8
 GLOBL wideEight<>(SB), RODATA|NOPTR, $8
 
+// Constants of longWideAVX512: the bound of the error of a value read
+// from its first 16 bytes, 1.1e-12 (digits dropped past the 12th after
+// the point, and the roundings), and 2^-49, that of a value read whole
+// relative to it (3 units of the last place of a float64, and a margin).
+DATA wideCut<>+0(SB)/8, $1.1e-12
+GLOBL wideCut<>(SB), RODATA|NOPTR, $8
+DATA wideRel<>+0(SB)/8, $0x3ce0000000000000
+GLOBL wideRel<>(SB), RODATA|NOPTR, $8
+
 // wideDigits is the shuffle that takes a number's digits out of its 16
 // bytes when it has no sign: the integer digit (byte 0), then the
 // fraction digits (bytes 2 to 15; byte 1 is the point), then a zero byte
@@ -50,10 +59,12 @@ DATA wideDigits<>+8(SB)/8, $0x800f0e0d0c0b0a09
 GLOBL wideDigits<>(SB), RODATA|NOPTR, $16
 
 // Masks of the 16-bit fields of a 64-bit mask of four 16-byte lanes: the
-// top bit of each, the bottom bit, and the two bottom bits.
+// top bit of each, the bottom bit, the two bottom bits, and all but the
+// top bit.
 #define LANETOP $0x8000800080008000
 #define LANEONE $0x0001000100010001
 #define LANETWO $0x0003000300030003
+#define LANELOW15 $0x7fff7fff7fff7fff
 
 // cpuidLeaf returns the registers of CPUID leaf eax, subleaf ecx.
 TEXT ·cpuidLeaf(SB), NOSPLIT, $0-24
@@ -141,6 +152,27 @@ have: \
 	VPMADDUBSW Z26, Z2, Z2; \
 	VPMADDWD Z27, Z2, GROUPS
 
+// SETUP loads the constants that both kernels use.
+#define SETUP \
+	VPXORQ Z16, Z16, Z16; \
+	VPBROADCASTQ wideOne<>(SB), Z17; \
+	VPBROADCASTQ wideSpace<>(SB), Z18; \
+	VPBROADCASTQ wideMinus<>(SB), Z19; \
+	VBROADCASTI32X4 wideDigits<>(SB), Z20; \
+	VPBROADCASTQ wideDot<>(SB), Z22; \
+	VPBROADCASTQ wideZero<>(SB), Z23; \
+	VPBROADCASTQ wideNine<>(SB), Z24; \
+	VPBROADCASTQ wideComma<>(SB), Z25; \
+	VPBROADCASTQ wideMul10<>(SB), Z26; \
+	VPBROADCASTQ wideMul100<>(SB), Z27; \
+	VPBROADCASTQ wideMul10000<>(SB), Z28; \
+	VPBROADCASTQ wideE8<>(SB), Z29; \
+	VPBROADCASTQ wideE15<>(SB), Z30; \
+	VPBROADCASTQ wideSign<>(SB), Z31; \
+	MOVQ LANETOP, R12; \
+	MOVQ LANEONE, R13; \
+	MOVQ LANETWO, R14
+
 // func shortWideAVX512(p, end, out unsafe.Pointer, outEnd uintptr) (next, outNext uintptr, failed bool)
 //
 // Reads the numbers from p, eight at a time: four in the 16-byte lanes of
@@ -164,27 +196,10 @@ TEXT ·shortWideAVX512(SB), NOSPLIT, $0-49
 	CMPQ BX, R8
 	JHI done
 
-	VPXORQ Z16, Z16, Z16
-	VPBROADCASTQ wideOne<>(SB), Z17
-	VPBROADCASTQ wideSpace<>(SB), Z18
-	VPBROADCASTQ wideMinus<>(SB), Z19
-	VBROADCASTI32X4 wideDigits<>(SB), Z20
-	VPBROADCASTQ wideDot<>(SB), Z22
-	VPBROADCASTQ wideZero<>(SB), Z23
-	VPBROADCASTQ wideNine<>(SB), Z24
-	VPBROADCASTQ wideComma<>(SB), Z25
-	VPBROADCASTQ wideMul10<>(SB), Z26
-	VPBROADCASTQ wideMul100<>(SB), Z27
-	VPBROADCASTQ wideMul10000<>(SB), Z28
-	VPBROADCASTQ wideE8<>(SB), Z29
-	VPBROADCASTQ wideE15<>(SB), Z30
-	VPBROADCASTQ wideSign<>(SB), Z31
+	SETUP
 	VPBROADCASTQ wideLow29<>(SB), Z14
 	VPBROADCASTQ wideMidLess4<>(SB), Z13
 	VPBROADCASTQ wideEight<>(SB), Z12
-	MOVQ LANETOP, R12
-	MOVQ LANEONE, R13
-	MOVQ LANETWO, R14
 
 	VPCMPEQB (BX), Z25, K1
 	KMOVQ K1, DX
@@ -235,6 +250,210 @@ group:
 	VPSUBQ Z13, Z10, Z10
 	VPCMPUQ $2, Z12, Z10, K1
 	KORTESTQ K1, K1
+	JNZ stop
+	VPUNPCKLQDQ Z6, Z5, Z10
+	VPTERNLOGQ $0x78, Z31, Z10, Z9
+	VCVTPD2PS Z9, Y9
+	VMOVUPS Y9, (DI)
+	ADDQ $32, DI
+	JMP group
+
+stop:
+	MOVQ $1, R11
+	JMP exit
+
+stopEnd:
+	XORQ R11, R11
+
+exit:
+	VMOVQ X11, R10
+	INCQ R10
+	MOVQ R10, next+32(FP)
+	MOVQ DI, outNext+40(FP)
+	MOVB R11, failed+48(FP)
+	VZEROUPPER
+	RET
+
+done:
+	MOVQ BX, next+32(FP)
+	MOVQ DI, outNext+40(FP)
+	MOVB $0, failed+48(FP)
+	RET
+
+// DIGITSLONG is DIGITS for numbers that may be longer than their lane:
+// besides a number whose digits end at a comma in the lane, it takes one
+// that fills the lane with digits (the first non-digit of the shuffled
+// lane is the byte past its end, at 15-P) and goes on in digits to a
+// comma, which T, the 16 bytes after the lane, must show. Only the
+// digits in the lane are read: 12 to 14 after the point. It leaves R11
+// with bit 15 of each such lane set.
+#define DIGITSLONG(X, T, NEG, GROUPS) \
+	VPSHUFB Z16, X, Z2; \
+	VPSHUFB Z17, X, Z3; \
+	VPCMPEQB Z18, Z2, K1; \
+	VPCMPEQB Z19, Z2, K2; \
+	VPCMPEQB Z19, Z3, K3; \
+	KANDQ K1, K3, K3; \
+	KORQ K2, K3, K2; \
+	VPMOVM2B K1, Z4; \
+	VPMOVM2B K2, NEG; \
+	VPADDB NEG, Z4, Z4; \
+	VPSUBB Z4, Z20, Z2; \
+	VPSUBB Z4, Z17, Z3; \
+	VPSHUFB Z2, X, Z2; \
+	VPSHUFB Z3, X, Z3; \
+	VPCMPEQB Z22, Z3, K3; \
+	KANDQ K3, K7, K7; \
+	VPCMPEQB Z25, Z2, K4; \
+	VPSUBB Z23, Z2, Z2; \
+	VPCMPUB $2, Z24, Z2, K5; \
+	VPCMPEQB Z25, T, K6; \
+	VPSUBB Z23, T, T; \
+	VPCMPUB $2, Z24, T, K3; \
+	KMOVQ K5, AX; \
+	NOTQ AX; \
+	ORQ R12, AX; \
+	MOVQ AX, R11; \
+	SUBQ R13, R11; \
+	ANDNQ R11, AX, R15; \
+	ANDNQ AX, R11, R11; \
+	ANDNQ R14, R15, AX; \
+	ORQ AX, R10; \
+	KMOVQ R15, K5; \
+	KMOVQ K4, CX; \
+	ANDNQ R11, CX, CX; \
+	KMOVQ K1, AX; \
+	MOVQ R12, R15; \
+	SHRQ $1, R15; \
+	ANDQ AX, R15; \
+	MOVQ R12, AX; \
+	SUBQ R15, AX; \
+	KMOVQ K2, R15; \
+	MOVQ AX, R14; \
+	SHRQ $1, R14; \
+	ANDQ R15, R14; \
+	SUBQ R14, AX; \
+	XORQ R11, AX; \
+	KMOVQ K3, R11; \
+	NOTQ R11; \
+	ORQ R12, R11; \
+	MOVQ R11, R14; \
+	SUBQ R13, R14; \
+	ANDNQ R11, R14, R14; \
+	KMOVQ K6, R15; \
+	ANDNQ R14, R15, R14; \
+	ORQ R14, AX; \
+	MOVQ LANELOW15, R15; \
+	MOVQ CX, R11; \
+	ANDQ R15, R11; \
+	ADDQ R15, R11; \
+	ORQ CX, R11; \
+	ANDQ R12, R11; \
+	MOVQ AX, CX; \
+	ANDQ R15, CX; \
+	ADDQ R15, CX; \
+	ORQ AX, CX; \
+	ANDQ R12, CX; \
+	ANDQ R11, CX; \
+	ORQ CX, R10; \
+	MOVQ LANETWO, R14; \
+	VMOVDQU8.Z Z2, K5, Z2; \
+	VPMADDUBSW Z26, Z2, Z2; \
+	VPMADDWD Z27, Z2, GROUPS
+
+// func longWideAVX512(p, end, out unsafe.Pointer, outEnd uintptr) (next, outNext uintptr, failed bool)
+//
+// shortWideAVX512 for runs that hold longer numbers, Python's 17 digits
+// say: a number read from its lane alone is rounded to float32 as there,
+// and one read from the first 12 to 14 digits after its point (the rest
+// dropped) only when its float64 value v and v ± 1.1e-12 round to the
+// same float32 (the exact value is within that), else its group stops.
+// 96 bytes from end must be readable.
+TEXT ·longWideAVX512(SB), NOSPLIT, $0-49
+	MOVQ p+0(FP), BX
+	MOVQ end+8(FP), R8
+	MOVQ out+16(FP), DI
+	MOVQ outEnd+24(FP), R9
+	LEAQ -1(BX), SI
+	CMPQ BX, R8
+	JHI done
+
+	SETUP
+	VPBROADCASTQ wideCut<>(SB), Z12
+	VPBROADCASTQ wideRel<>(SB), Z14
+
+	VPCMPEQB (BX), Z25, K1
+	KMOVQ K1, DX
+
+group:
+	VMOVQ SI, X11
+	LEAQ 32(DI), AX
+	CMPQ AX, R9
+	JHI stopEnd
+
+	VMOVDQU 1(SI), X0
+	VMOVDQU 17(SI), X9
+	LANE(refill0, have0)
+	VMOVDQU 1(SI), X1
+	VMOVDQU 17(SI), X10
+	LANE(refill1, have1)
+	VINSERTI32X4 $1, 1(SI), Z0, Z0
+	VINSERTI32X4 $1, 17(SI), Z9, Z9
+	LANE(refill2, have2)
+	VINSERTI32X4 $1, 1(SI), Z1, Z1
+	VINSERTI32X4 $1, 17(SI), Z10, Z10
+	LANE(refill3, have3)
+	VINSERTI32X4 $2, 1(SI), Z0, Z0
+	VINSERTI32X4 $2, 17(SI), Z9, Z9
+	LANE(refill4, have4)
+	VINSERTI32X4 $2, 1(SI), Z1, Z1
+	VINSERTI32X4 $2, 17(SI), Z10, Z10
+	LANE(refill5, have5)
+	VINSERTI32X4 $3, 1(SI), Z0, Z0
+	VINSERTI32X4 $3, 17(SI), Z9, Z9
+	LANE(refill6, have6)
+	VINSERTI32X4 $3, 1(SI), Z1, Z1
+	VINSERTI32X4 $3, 17(SI), Z10, Z10
+	LANE(refill7, have7)
+
+	XORQ R10, R10
+	KXNORQ K7, K7, K7
+	DIGITSLONG(Z0, Z9, Z5, Z7)
+	VMOVQ R11, X13
+	DIGITSLONG(Z1, Z10, Z6, Z8)
+	KMOVQ K7, AX
+	NOTQ AX
+	ORQ AX, R10
+	TESTQ R10, R10
+	JNZ stop
+
+	// K1: the numbers (in the order of the pairs below) read from
+	// their first 16 bytes only.
+	VMOVQ X13, AX
+	PEXTQ R12, AX, AX
+	PEXTQ R12, R11, R11
+	MOVQ $0x55, CX
+	PDEPQ CX, AX, AX
+	MOVQ $0xaa, CX
+	PDEPQ CX, R11, R11
+	ORQ R11, AX
+	KMOVB AX, K1
+
+	VPACKUSDW Z8, Z7, Z7
+	VPMADDWD Z28, Z7, Z7
+	VPMULUDQ Z29, Z7, Z9
+	VPSRLQ $32, Z7, Z7
+	VPADDQ Z7, Z9, Z9
+	VCVTUQQ2PD Z9, Z9
+	VMULPD Z30, Z9, Z9
+	VMULPD Z14, Z9, Z13
+	VBLENDMPD Z12, Z13, K1, Z13
+	VSUBPD Z13, Z9, Z10
+	VADDPD Z13, Z9, Z13
+	VCVTPD2PS Z10, Y10
+	VCVTPD2PS Z13, Y13
+	VPCMPD $4, Z13, Z10, K1
+	KORTESTW K1, K1
 	JNZ stop
 	VPUNPCKLQDQ Z6, Z5, Z10
 	VPTERNLOGQ $0x78, Z31, Z10, Z9
