@@ -570,5 +570,8 @@ func FuzzShortRunWide(f *testing.F) {
 		run := strings.Repeat(text+",", 2*shortLanesMin/(len(text)+1)+2)
 		checkRun(t, "shortRunWide", shortRunWide, []byte(run+"1]"+strings.Repeat(" ", wideRoom)))
 		checkRun(t, "shortRunWide", shortRunWide, []byte(run+text+", "+run+"1]"))
+		// Among numbers of both kernels' forms, in groups of eight.
+		mixed := strings.Repeat("-0.12345678901234567,"+text+", 1.25,", shortLanesMin/(len(text)+24)+2)
+		checkRun(t, "shortRunWide", shortRunWide, []byte(mixed+mixed+"1]"+strings.Repeat(" ", wideRoom)))
 	})
 }
