@@ -298,6 +298,54 @@ func laneValue(r *rand.Rand) float32 {
 	return f
 }
 
+// numberRun writes n numbers of the given forms (indices into elements,
+// picked at random) separated by sep ("mixed": a comma, and a space or
+// not), then the end of the request and pad spaces. It returns the
+// numbers' texts and the body.
+func numberRun(r *rand.Rand, n int, sep string, elements []func(*rand.Rand) string, forms []int, pad int) ([]string, []byte) {
+	var texts []string
+	var b strings.Builder
+	for k := range n {
+		if k > 0 {
+			switch {
+			case sep != "mixed":
+				b.WriteString(sep)
+			case r.IntN(2) == 0:
+				b.WriteString(",")
+			default:
+				b.WriteString(", ")
+			}
+		}
+		text := elements[forms[r.IntN(len(forms))]](r)
+		texts = append(texts, text)
+		b.WriteString(text)
+	}
+	b.WriteString("]}]}" + strings.Repeat(" ", pad))
+	return texts, []byte(b.String())
+}
+
+// checkDecodeRun decodes body, the data of an FP32 tensor of len(texts)
+// numbers and the end of the request, with the AVX-512 and SSE readers on
+// where asked for (and where the processor has them), and checks each
+// value against strconv.ParseFloat(text, 32).
+func checkDecodeRun(t *testing.T, texts []string, body []byte, wide, lanes bool) {
+	t.Helper()
+	haveW, haveL := haveWide, haveLanesSSE
+	defer func() { haveWide, haveLanesSSE = haveW, haveL }()
+	haveWide, haveLanesSSE = haveW && wide, haveL && lanes
+	req, err := DecodeInferRequest([]byte(`{"inputs":[{"name":"x","shape":[` + strconv.Itoa(len(texts)) + `],"datatype":"FP32","data":[` + string(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := req.Inputs[0].Data.([]float32)
+	for k, text := range texts {
+		want, err := strconv.ParseFloat(text, 32)
+		if err != nil || math.Float32bits(got[k]) != math.Float32bits(float32(want)) {
+			t.Fatalf("wide %v, lanes %v: element %d, %q: decoded %v, want %v, %v", haveWide, haveLanesSSE, k, text, got[k], float32(want), err)
+		}
+	}
+}
+
 // TestShortRunLanes checks shortRunLanes, and the decoder through it, on
 // long arrays of numbers in the forms clients write and in those that its
 // assembly leaves to laneFloat: it reads every number but the last, with
@@ -316,47 +364,18 @@ func TestShortRunLanes(t *testing.T) {
 		for _, sep := range []string{",", ", ", "mixed"} {
 			t.Run(mix.name+" "+strconv.Quote(sep), func(t *testing.T) {
 				lanes := haveLanesSSE
-				var texts []string
-				var b strings.Builder
-				for k := range 8000 { // lane a spans more than one shortLanesChunk
-					if k > 0 {
-						switch {
-						case sep != "mixed":
-							b.WriteString(sep)
-						case r.IntN(2) == 0:
-							b.WriteString(",")
-						default:
-							b.WriteString(", ")
-						}
-					}
-					text := laneElements[mix.forms[r.IntN(len(mix.forms))]](r)
-					texts = append(texts, text)
-					b.WriteString(text)
-				}
-				// The lanes leave the numbers within 32 bytes of the
-				// end of the body: here that is the last one only.
-				b.WriteString("]}]}" + strings.Repeat(" ", 32))
-				body := []byte(b.String())
+				// Lane a spans more than one shortLanesChunk. The lanes
+				// leave the numbers within 32 bytes of the end of the
+				// body: here that is the last one only.
+				texts, body := numberRun(r, 8000, sep, laneElements, mix.forms, 32)
 				read := checkRun(t, "shortRunLanes", shortRunLanes, body)
 				if lanes && read != len(texts)-1 {
 					t.Errorf("shortRunLanes read %d numbers, want all but the last, %d", read, len(texts)-1)
 				}
 				// The decoder, with the lanes and (as where there is no
 				// assembly) without.
-				defer func() { haveLanesSSE = lanes }()
-				for _, haveLanesSSE = range []bool{lanes, false} {
-					req, err := DecodeInferRequest([]byte(`{"inputs":[{"name":"x","shape":[` + strconv.Itoa(len(texts)) + `],"datatype":"FP32","data":[` + string(body)))
-					if err != nil {
-						t.Fatal(err)
-					}
-					got := req.Inputs[0].Data.([]float32)
-					for k, text := range texts {
-						want, err := strconv.ParseFloat(text, 32)
-						if err != nil || math.Float32bits(got[k]) != math.Float32bits(float32(want)) {
-							t.Fatalf("lanes %v: element %d, %q: decoded %v, want %v, %v", haveLanesSSE, k, text, got[k], float32(want), err)
-						}
-					}
-				}
+				checkDecodeRun(t, texts, body, false, true)
+				checkDecodeRun(t, texts, body, false, false)
 			})
 		}
 	}
@@ -477,25 +496,7 @@ func TestShortRunWide(t *testing.T) {
 	} {
 		for _, sep := range []string{",", ", ", "mixed"} {
 			t.Run(mix.name+" "+strconv.Quote(sep), func(t *testing.T) {
-				var texts []string
-				var b strings.Builder
-				for k := range 8000 { // more than one shortLanesChunk
-					if k > 0 {
-						switch {
-						case sep != "mixed":
-							b.WriteString(sep)
-						case r.IntN(2) == 0:
-							b.WriteString(",")
-						default:
-							b.WriteString(", ")
-						}
-					}
-					text := wideElements[mix.forms[r.IntN(len(mix.forms))]](r)
-					texts = append(texts, text)
-					b.WriteString(text)
-				}
-				b.WriteString("]}]}" + strings.Repeat(" ", 80))
-				body := []byte(b.String())
+				texts, body := numberRun(r, 8000, sep, wideElements, mix.forms, 80) // more than one shortLanesChunk
 				read := checkRun(t, "shortRunWide", shortRunWide, body)
 				switch {
 				case !haveWide:
@@ -504,22 +505,8 @@ func TestShortRunWide(t *testing.T) {
 				case (mix.name == "midpoints" || mix.name == "long midpoints") && sep == "," && read < len(texts)/2:
 					t.Errorf("shortRunWide read %d numbers of %d, want most", read, len(texts))
 				}
-				wide, lanes := haveWide, haveLanesSSE
-				defer func() { haveWide, haveLanesSSE = wide, lanes }()
-				for _, on := range []bool{true, false} {
-					haveWide, haveLanesSSE = wide && on, lanes && on
-					req, err := DecodeInferRequest([]byte(`{"inputs":[{"name":"x","shape":[` + strconv.Itoa(len(texts)) + `],"datatype":"FP32","data":[` + string(body)))
-					if err != nil {
-						t.Fatal(err)
-					}
-					got := req.Inputs[0].Data.([]float32)
-					for k, text := range texts {
-						want, err := strconv.ParseFloat(text, 32)
-						if err != nil || math.Float32bits(got[k]) != math.Float32bits(float32(want)) {
-							t.Fatalf("wide %v: element %d, %q: decoded %v, want %v, %v", haveWide, k, text, got[k], float32(want), err)
-						}
-					}
-				}
+				checkDecodeRun(t, texts, body, true, true)
+				checkDecodeRun(t, texts, body, false, false)
 			})
 		}
 	}

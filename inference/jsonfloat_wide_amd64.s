@@ -66,25 +66,6 @@ GLOBL wideDigits<>(SB), RODATA|NOPTR, $16
 #define LANETWO $0x0003000300030003
 #define LANELOW15 $0x7fff7fff7fff7fff
 
-// cpuidLeaf returns the registers of CPUID leaf eax, subleaf ecx.
-TEXT ·cpuidLeaf(SB), NOSPLIT, $0-24
-	MOVL eax+0(FP), AX
-	MOVL ecx+4(FP), CX
-	CPUID
-	MOVL AX, a+8(FP)
-	MOVL BX, b+12(FP)
-	MOVL CX, c+16(FP)
-	MOVL DX, d+20(FP)
-	RET
-
-// xgetbv0 returns the low half of extended control register 0: the
-// register states that the operating system saves.
-TEXT ·xgetbv0(SB), NOSPLIT, $0-4
-	MOVL $0, CX
-	XGETBV
-	MOVL AX, ret+0(FP)
-	RET
-
 // LANE moves SI from a comma to the next: the lowest bit of DX, which
 // holds the commas of the 64 bytes at BX, or of the next 64 bytes when DX
 // has none left. It stops the group when those bytes start past R8, or
@@ -106,16 +87,15 @@ have: \
 	BLSRQ DX, DX; \
 	LEAQ (BX)(AX*1), SI
 
-// DIGITS reads the four numbers of X, one per 16-byte lane, each starting
-// with at most one space and a minus sign. A shuffle by wideDigits moved
-// on by the length P of those (0 to 2) leaves the digits from the left of
-// the lane, the first of them worth 10^15, and the bytes past the lane
-// (bytes of the space or sign, or zero) stop them. It leaves in GROUPS the
-// digits combined in fours (32-bit words, four per lane), in NEG all ones
-// for the lanes of negative numbers, and it sets bits of R10 for a lane
-// whose digits are not followed by a comma, or are not two or more; K7
-// loses the bits of a lane whose byte P+1 is not the point.
-#define DIGITS(X, NEG, GROUPS) \
+// SHUFFLED finds the space and sign of the four numbers of X, one per
+// 16-byte lane (K1 and K2 hold their lanes, NEG all ones for the lanes of
+// negative numbers), clears K7's bits of a lane whose byte P+1 is not the
+// point (P: the length of the space and sign), and shuffles each lane by
+// wideDigits moved on by P: Z2 then holds the digits from the left of
+// the lane less '0', the first of them worth 10^15, up to the bytes past
+// the lane (bytes of the space or sign, or zero). K5 holds its digits,
+// K4 its commas.
+#define SHUFFLED(X, NEG) \
 	VPSHUFB Z16, X, Z2; \
 	VPSHUFB Z17, X, Z3; \
 	VPCMPEQB Z18, Z2, K1; \
@@ -134,9 +114,13 @@ have: \
 	KANDQ K3, K7, K7; \
 	VPCMPEQB Z25, Z2, K4; \
 	VPSUBB Z23, Z2, Z2; \
-	VPCMPUB $2, Z24, Z2, K5; \
+	VPCMPUB $2, Z24, Z2, K5
+
+// TERMINATOR finds where the digits of Z2 end: R11 gets the first
+// non-digit of each lane, K5 the digits before it, and R10 a bit for a
+// lane with fewer than two of them.
+#define TERMINATOR \
 	KMOVQ K5, AX; \
-	KMOVQ K4, CX; \
 	NOTQ AX; \
 	ORQ R12, AX; \
 	MOVQ AX, R11; \
@@ -145,12 +129,124 @@ have: \
 	ANDNQ AX, R11, R11; \
 	ANDNQ R14, R15, AX; \
 	ORQ AX, R10; \
-	ANDNQ R11, CX, CX; \
-	ORQ CX, R10; \
-	KMOVQ R15, K6; \
-	VMOVDQU8.Z Z2, K6, Z2; \
+	KMOVQ R15, K5
+
+// DIGITGROUPS combines the digits of Z2 before each lane's first
+// non-digit (K5) in fours: 32-bit words, four per lane, into GROUPS.
+#define DIGITGROUPS(GROUPS) \
+	VMOVDQU8.Z Z2, K5, Z2; \
 	VPMADDUBSW Z26, Z2, Z2; \
 	VPMADDWD Z27, Z2, GROUPS
+
+// PAIRS makes the float64 values of a group from the digit groups of its
+// two halves (Z7, Z8) into Z9, in the order of the numbers: each 128-bit
+// lane l holds the (2l)th and (2l+1)th.
+#define PAIRS \
+	VPACKUSDW Z8, Z7, Z7; \
+	VPMADDWD Z28, Z7, Z7; \
+	VPMULUDQ Z29, Z7, Z9; \
+	VPSRLQ $32, Z7, Z7; \
+	VPADDQ Z7, Z9, Z9; \
+	VCVTUQQ2PD Z9, Z9; \
+	VMULPD Z30, Z9, Z9
+
+// STORE gives the values of Z9 the signs of their numbers (Z5 and Z6)
+// and writes them to DI as float32s.
+#define STORE \
+	VPUNPCKLQDQ Z6, Z5, Z10; \
+	VPTERNLOGQ $0x78, Z31, Z10, Z9; \
+	VCVTPD2PS Z9, Y9; \
+	VMOVUPS Y9, (DI); \
+	ADDQ $32, DI
+
+// EXITS returns where the group at X11 starts, DI, and whether a number
+// stopped the kernel (stop) or the end of its bytes or of out (stopEnd);
+// done returns before any group.
+#define EXITS \
+stop: \
+	MOVQ $1, R11; \
+	JMP exit; \
+stopEnd: \
+	XORQ R11, R11; \
+exit: \
+	VMOVQ X11, R10; \
+	INCQ R10; \
+	MOVQ R10, next+32(FP); \
+	MOVQ DI, outNext+40(FP); \
+	MOVB R11, failed+48(FP); \
+	VZEROUPPER; \
+	RET; \
+done: \
+	MOVQ BX, next+32(FP); \
+	MOVQ DI, outNext+40(FP); \
+	MOVB $0, failed+48(FP); \
+	RET
+
+// DIGITS reads the four numbers of X, one per 16-byte lane, each starting
+// with at most one space and a minus sign: it leaves in GROUPS their
+// digits combined in fours, in NEG all ones for the lanes of negative
+// numbers, and it sets bits of R10 for a lane whose digits are not
+// followed by a comma, or are fewer than two (K7 loses the bits of a
+// lane without the point).
+#define DIGITS(X, NEG, GROUPS) \
+	SHUFFLED(X, NEG); \
+	TERMINATOR; \
+	KMOVQ K4, CX; \
+	ANDNQ R11, CX, CX; \
+	ORQ CX, R10; \
+	DIGITGROUPS(GROUPS)
+
+// DIGITSLONG is DIGITS for numbers that may be longer than their lane:
+// besides a number whose digits end at a comma in the lane, it takes one
+// that fills the lane with digits (the first non-digit of the shuffled
+// lane is the byte past its end, at 15-P) and goes on in digits to a
+// comma, which T, the 16 bytes after the lane, must show. Only the
+// digits in the lane are read: 12 to 14 after the point. It leaves R11
+// with bit 15 of each such lane set.
+#define DIGITSLONG(X, T, NEG, GROUPS) \
+	SHUFFLED(X, NEG); \
+	VPCMPEQB Z25, T, K6; \
+	VPSUBB Z23, T, T; \
+	VPCMPUB $2, Z24, T, K3; \
+	TERMINATOR; \
+	KMOVQ K4, CX; \
+	ANDNQ R11, CX, CX; \
+	KMOVQ K1, AX; \
+	MOVQ R12, R15; \
+	SHRQ $1, R15; \
+	ANDQ AX, R15; \
+	MOVQ R12, AX; \
+	SUBQ R15, AX; \
+	KMOVQ K2, R15; \
+	MOVQ AX, R14; \
+	SHRQ $1, R14; \
+	ANDQ R15, R14; \
+	SUBQ R14, AX; \
+	XORQ R11, AX; \
+	KMOVQ K3, R11; \
+	NOTQ R11; \
+	ORQ R12, R11; \
+	MOVQ R11, R14; \
+	SUBQ R13, R14; \
+	ANDNQ R11, R14, R14; \
+	KMOVQ K6, R15; \
+	ANDNQ R14, R15, R14; \
+	ORQ R14, AX; \
+	MOVQ LANELOW15, R15; \
+	MOVQ CX, R11; \
+	ANDQ R15, R11; \
+	ADDQ R15, R11; \
+	ORQ CX, R11; \
+	ANDQ R12, R11; \
+	MOVQ AX, CX; \
+	ANDQ R15, CX; \
+	ADDQ R15, CX; \
+	ORQ AX, CX; \
+	ANDQ R12, CX; \
+	ANDQ R11, CX; \
+	ORQ CX, R10; \
+	MOVQ LANETWO, R14; \
+	DIGITGROUPS(GROUPS)
 
 // SETUP loads the constants that both kernels use.
 #define SETUP \
@@ -239,127 +335,16 @@ group:
 	JNZ stop
 
 	// Pairs of numbers: lane l holds the (2l)th and (2l+1)th.
-	VPACKUSDW Z8, Z7, Z7
-	VPMADDWD Z28, Z7, Z7
-	VPMULUDQ Z29, Z7, Z9
-	VPSRLQ $32, Z7, Z7
-	VPADDQ Z7, Z9, Z9
-	VCVTUQQ2PD Z9, Z9
-	VMULPD Z30, Z9, Z9
+	PAIRS
 	VPANDQ Z14, Z9, Z10
 	VPSUBQ Z13, Z10, Z10
 	VPCMPUQ $2, Z12, Z10, K1
 	KORTESTQ K1, K1
 	JNZ stop
-	VPUNPCKLQDQ Z6, Z5, Z10
-	VPTERNLOGQ $0x78, Z31, Z10, Z9
-	VCVTPD2PS Z9, Y9
-	VMOVUPS Y9, (DI)
-	ADDQ $32, DI
+	STORE
 	JMP group
 
-stop:
-	MOVQ $1, R11
-	JMP exit
-
-stopEnd:
-	XORQ R11, R11
-
-exit:
-	VMOVQ X11, R10
-	INCQ R10
-	MOVQ R10, next+32(FP)
-	MOVQ DI, outNext+40(FP)
-	MOVB R11, failed+48(FP)
-	VZEROUPPER
-	RET
-
-done:
-	MOVQ BX, next+32(FP)
-	MOVQ DI, outNext+40(FP)
-	MOVB $0, failed+48(FP)
-	RET
-
-// DIGITSLONG is DIGITS for numbers that may be longer than their lane:
-// besides a number whose digits end at a comma in the lane, it takes one
-// that fills the lane with digits (the first non-digit of the shuffled
-// lane is the byte past its end, at 15-P) and goes on in digits to a
-// comma, which T, the 16 bytes after the lane, must show. Only the
-// digits in the lane are read: 12 to 14 after the point. It leaves R11
-// with bit 15 of each such lane set.
-#define DIGITSLONG(X, T, NEG, GROUPS) \
-	VPSHUFB Z16, X, Z2; \
-	VPSHUFB Z17, X, Z3; \
-	VPCMPEQB Z18, Z2, K1; \
-	VPCMPEQB Z19, Z2, K2; \
-	VPCMPEQB Z19, Z3, K3; \
-	KANDQ K1, K3, K3; \
-	KORQ K2, K3, K2; \
-	VPMOVM2B K1, Z4; \
-	VPMOVM2B K2, NEG; \
-	VPADDB NEG, Z4, Z4; \
-	VPSUBB Z4, Z20, Z2; \
-	VPSUBB Z4, Z17, Z3; \
-	VPSHUFB Z2, X, Z2; \
-	VPSHUFB Z3, X, Z3; \
-	VPCMPEQB Z22, Z3, K3; \
-	KANDQ K3, K7, K7; \
-	VPCMPEQB Z25, Z2, K4; \
-	VPSUBB Z23, Z2, Z2; \
-	VPCMPUB $2, Z24, Z2, K5; \
-	VPCMPEQB Z25, T, K6; \
-	VPSUBB Z23, T, T; \
-	VPCMPUB $2, Z24, T, K3; \
-	KMOVQ K5, AX; \
-	NOTQ AX; \
-	ORQ R12, AX; \
-	MOVQ AX, R11; \
-	SUBQ R13, R11; \
-	ANDNQ R11, AX, R15; \
-	ANDNQ AX, R11, R11; \
-	ANDNQ R14, R15, AX; \
-	ORQ AX, R10; \
-	KMOVQ R15, K5; \
-	KMOVQ K4, CX; \
-	ANDNQ R11, CX, CX; \
-	KMOVQ K1, AX; \
-	MOVQ R12, R15; \
-	SHRQ $1, R15; \
-	ANDQ AX, R15; \
-	MOVQ R12, AX; \
-	SUBQ R15, AX; \
-	KMOVQ K2, R15; \
-	MOVQ AX, R14; \
-	SHRQ $1, R14; \
-	ANDQ R15, R14; \
-	SUBQ R14, AX; \
-	XORQ R11, AX; \
-	KMOVQ K3, R11; \
-	NOTQ R11; \
-	ORQ R12, R11; \
-	MOVQ R11, R14; \
-	SUBQ R13, R14; \
-	ANDNQ R11, R14, R14; \
-	KMOVQ K6, R15; \
-	ANDNQ R14, R15, R14; \
-	ORQ R14, AX; \
-	MOVQ LANELOW15, R15; \
-	MOVQ CX, R11; \
-	ANDQ R15, R11; \
-	ADDQ R15, R11; \
-	ORQ CX, R11; \
-	ANDQ R12, R11; \
-	MOVQ AX, CX; \
-	ANDQ R15, CX; \
-	ADDQ R15, CX; \
-	ORQ AX, CX; \
-	ANDQ R12, CX; \
-	ANDQ R11, CX; \
-	ORQ CX, R10; \
-	MOVQ LANETWO, R14; \
-	VMOVDQU8.Z Z2, K5, Z2; \
-	VPMADDUBSW Z26, Z2, Z2; \
-	VPMADDWD Z27, Z2, GROUPS
+	EXITS
 
 // func longWideAVX512(p, end, out unsafe.Pointer, outEnd uintptr) (next, outNext uintptr, failed bool)
 //
@@ -439,13 +424,7 @@ group:
 	ORQ R11, AX
 	KMOVB AX, K1
 
-	VPACKUSDW Z8, Z7, Z7
-	VPMADDWD Z28, Z7, Z7
-	VPMULUDQ Z29, Z7, Z9
-	VPSRLQ $32, Z7, Z7
-	VPADDQ Z7, Z9, Z9
-	VCVTUQQ2PD Z9, Z9
-	VMULPD Z30, Z9, Z9
+	PAIRS
 	VMULPD Z14, Z9, Z13
 	VBLENDMPD Z12, Z13, K1, Z13
 	VSUBPD Z13, Z9, Z10
@@ -455,31 +434,26 @@ group:
 	VPCMPD $4, Z13, Z10, K1
 	KORTESTW K1, K1
 	JNZ stop
-	VPUNPCKLQDQ Z6, Z5, Z10
-	VPTERNLOGQ $0x78, Z31, Z10, Z9
-	VCVTPD2PS Z9, Y9
-	VMOVUPS Y9, (DI)
-	ADDQ $32, DI
+	STORE
 	JMP group
 
-stop:
-	MOVQ $1, R11
-	JMP exit
+	EXITS
 
-stopEnd:
-	XORQ R11, R11
-
-exit:
-	VMOVQ X11, R10
-	INCQ R10
-	MOVQ R10, next+32(FP)
-	MOVQ DI, outNext+40(FP)
-	MOVB R11, failed+48(FP)
-	VZEROUPPER
+// cpuidLeaf returns the registers of CPUID leaf eax, subleaf ecx.
+TEXT ·cpuidLeaf(SB), NOSPLIT, $0-24
+	MOVL eax+0(FP), AX
+	MOVL ecx+4(FP), CX
+	CPUID
+	MOVL AX, a+8(FP)
+	MOVL BX, b+12(FP)
+	MOVL CX, c+16(FP)
+	MOVL DX, d+20(FP)
 	RET
 
-done:
-	MOVQ BX, next+32(FP)
-	MOVQ DI, outNext+40(FP)
-	MOVB $0, failed+48(FP)
+// xgetbv0 returns the low half of extended control register 0: the
+// register states that the operating system saves.
+TEXT ·xgetbv0(SB), NOSPLIT, $0-4
+	MOVL $0, CX
+	XGETBV
+	MOVL AX, ret+0(FP)
 	RET
