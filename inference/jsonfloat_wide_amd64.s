@@ -182,6 +182,31 @@ done: \
 	MOVB $0, failed+48(FP); \
 	RET
 
+// ENTRY reads the arguments of a kernel: BX the first number, R8 the
+// end, DI and R9 out and its end, SI the byte before the first number
+// (its comma, as it were). A start past the end returns at once.
+#define ENTRY \
+	MOVQ p+0(FP), BX; \
+	MOVQ end+8(FP), R8; \
+	MOVQ out+16(FP), DI; \
+	MOVQ outEnd+24(FP), R9; \
+	LEAQ -1(BX), SI; \
+	CMPQ BX, R8; \
+	JHI done
+
+// FIRSTBLOCK puts the commas of the 64 bytes at BX in DX.
+#define FIRSTBLOCK \
+	VPCMPEQB (BX), Z25, K1; \
+	KMOVQ K1, DX
+
+// GROUPSTART keeps the group's start in X11, and stops when out lacks the
+// room for its eight values.
+#define GROUPSTART \
+	VMOVQ SI, X11; \
+	LEAQ 32(DI), AX; \
+	CMPQ AX, R9; \
+	JHI stopEnd
+
 // DIGITS reads the four numbers of X, one per 16-byte lane, each starting
 // with at most one space and a minus sign: it leaves in GROUPS their
 // digits combined in fours, in NEG all ones for the lanes of negative
@@ -279,32 +304,21 @@ done: \
 // that within 3 units of the last place of v / 10^15, so it is rounded to
 // float32 unless it is within 4 units of a float32 midpoint: then the
 // exact quotient is on the same side of every midpoint.
-// It stops at the first group with a number it does not read, that has a
-// byte from end on (end+16 and more must be readable), or for which out
-// lacks the room, and returns where that group starts, the out address
+// It stops at the first group with a number it does not read, that needs
+// a block of 64 bytes starting past end (80 bytes from end must be
+// readable), or for which out lacks the room, and returns where that group starts, the out address
 // after the last value, and whether a number stopped it.
 TEXT ·shortWideAVX512(SB), NOSPLIT, $0-49
-	MOVQ p+0(FP), BX
-	MOVQ end+8(FP), R8
-	MOVQ out+16(FP), DI
-	MOVQ outEnd+24(FP), R9
-	LEAQ -1(BX), SI
-	CMPQ BX, R8
-	JHI done
+	ENTRY
 
 	SETUP
 	VPBROADCASTQ wideLow29<>(SB), Z14
 	VPBROADCASTQ wideMidLess4<>(SB), Z13
 	VPBROADCASTQ wideEight<>(SB), Z12
-
-	VPCMPEQB (BX), Z25, K1
-	KMOVQ K1, DX
+	FIRSTBLOCK
 
 group:
-	VMOVQ SI, X11
-	LEAQ 32(DI), AX
-	CMPQ AX, R9
-	JHI stopEnd
+	GROUPSTART
 
 	VMOVDQU 1(SI), X0
 	LANE(refill0, have0)
@@ -355,26 +369,15 @@ group:
 // same float32 (the exact value is within that), else its group stops.
 // 96 bytes from end must be readable.
 TEXT ·longWideAVX512(SB), NOSPLIT, $0-49
-	MOVQ p+0(FP), BX
-	MOVQ end+8(FP), R8
-	MOVQ out+16(FP), DI
-	MOVQ outEnd+24(FP), R9
-	LEAQ -1(BX), SI
-	CMPQ BX, R8
-	JHI done
+	ENTRY
 
 	SETUP
 	VPBROADCASTQ wideCut<>(SB), Z12
 	VPBROADCASTQ wideRel<>(SB), Z14
-
-	VPCMPEQB (BX), Z25, K1
-	KMOVQ K1, DX
+	FIRSTBLOCK
 
 group:
-	VMOVQ SI, X11
-	LEAQ 32(DI), AX
-	CMPQ AX, R9
-	JHI stopEnd
+	GROUPSTART
 
 	VMOVDQU 1(SI), X0
 	VMOVDQU 17(SI), X9
