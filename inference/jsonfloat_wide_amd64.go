@@ -7,8 +7,8 @@ import "unsafe"
 // haveWide reports whether shortWideAVX512 and longWideAVX512 may run:
 // they need AVX-512 F, DQ and BW and BMI2 (CPUID leaf 7, EBX bits 16, 17,
 // 30 and 8) and an operating system that saves the opmask and ZMM
-// registers (XCR0 bits 1, 2 and 5 to 7).
-// Tests turn it off to check the paths that read the runs otherwise.
+// registers (XCR0 bits 1, 2 and 5 to 7). Tests turn it off to check the
+// paths that read the runs otherwise.
 var haveWide = wideSupported()
 
 func wideSupported() bool {
@@ -31,12 +31,13 @@ func xgetbv0() uint32
 // shortWideAVX512 reads the numbers from p, eight at a time, into out up
 // to outEnd. A number is of the form [-]d.d[d...], after at most one
 // space and followed by a comma, all in 16 bytes (up to 13 fraction
-// digits); its value is that of strconv.ParseFloat(text, 32). It stops at the first group of eight that
-// holds another number (or a value near a float32 rounding tie), that
-// reaches to end or past it, or that out lacks the room for, and returns
-// where that group starts (the number, or the space before it) and the
-// out address after the last value, and whether a number stopped it
-// rather than end or outEnd. 80 bytes from end must be readable.
+// digits); its value is that of strconv.ParseFloat(text, 32). It stops
+// at the first group of eight that holds another number (or a value near
+// a float32 rounding tie), that needs a block of 64 bytes starting past
+// end, or that out lacks the room for, and returns where that group
+// starts (the number, or the space before it), the out address after the
+// last value, and whether a number stopped it rather than end or outEnd.
+// 80 bytes from end must be readable.
 //
 //go:noescape
 func shortWideAVX512(p, end, out unsafe.Pointer, outEnd uintptr) (next, outNext uintptr, failed bool)
