@@ -222,6 +222,41 @@ func TestBatcherConcurrentCorrectness(t *testing.T) {
 	}
 }
 
+// TestBatcherCancelWhileQueued submits requests from many goroutines,
+// half of them with deadlines that pass while they wait in the queue (a
+// worker may then find them cancelled as it forms a batch, or the caller
+// give up first): a cancelled request fails with its context's error, and
+// every other one gets its own outputs, however the Batcher reuses its
+// request objects.
+func TestBatcherCancelWhileQueued(t *testing.T) {
+	d := &batchDoubler{delay: 100 * time.Microsecond}
+	b := NewBatcher(d.run, BatcherOptions{MaxBatchSize: 8, MaxQueueDelay: 300 * time.Microsecond, Workers: 1, QueueSize: 1000})
+	defer b.Close()
+	var wg sync.WaitGroup
+	for g := range 64 {
+		wg.Go(func() {
+			for i := range 60 {
+				ctx := context.Background()
+				if i%2 == 1 {
+					var cancel context.CancelFunc
+					ctx, cancel = context.WithTimeout(ctx, time.Duration((g*7+i)%400)*time.Microsecond)
+					defer cancel()
+				}
+				in := batchRowsInput(1, 2, float32(g*10000+i*10))
+				outs, err := b.Submit(ctx, []Tensor{in}, nil)
+				switch {
+				case err == nil:
+					checkBatchDoubled(t, in, outs)
+				case i%2 == 0 || ctx.Err() == nil:
+					t.Errorf("request %d of goroutine %d: %v", i, g, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
 // TestBatcherFormsBatches holds the only worker busy while requests queue,
 // then checks that they run in full batches, oldest first.
 func TestBatcherFormsBatches(t *testing.T) {
