@@ -9,9 +9,11 @@ import (
 // Values a session keeps between runs. Making an ONNX Runtime value and
 // releasing it after the run costs a few calls into ONNX Runtime each, as
 // much as the run itself of a tiny model: a session therefore keeps, per
-// input and output, the value of its last run when that tensor was small,
-// over memory of its own. A run with the same shape copies its inputs into
-// the kept values and copies its outputs out of them.
+// input and output, the values of its recent runs when those tensors were
+// small, over memory of its own, one per shape (batches of a varying
+// number of rows have a shape each), up to keptPerSlot values and
+// keptSlotBytes bytes. A run with a kept shape copies its inputs into the
+// kept values and copies its outputs out of them.
 
 // keptValueBytes is the size of the largest tensor whose value a session
 // keeps. Bigger tensors (images) are wrapped in place, as copying them
@@ -19,10 +21,18 @@ import (
 // that compares with values made per run.
 var keptValueBytes int64 = 16 << 10
 
-// keptValue is a value that a session owns, with its shape.
+// The bounds of the values a session keeps for one input or output: as
+// many as a batcher's row counts of a tiny model, a few of a bigger one.
+const (
+	keptPerSlot   = 32
+	keptSlotBytes = 64 << 10
+)
+
+// keptValue is a value that a session owns, with its shape and size.
 type keptValue struct {
 	v     ort.Value
 	shape []int64
+	bytes int64
 }
 
 // destroy releases the value.
@@ -33,20 +43,65 @@ func (k *keptValue) destroy() {
 	*k = keptValue{}
 }
 
+// keptSet is the values kept for one input or output, oldest first.
+type keptSet []keptValue
+
+// find returns the kept value of shape, or nil.
+func (ks keptSet) find(shape []int64) ort.Value {
+	for i := range ks {
+		if slices.Equal(ks[i].shape, shape) {
+			return ks[i].v
+		}
+	}
+	return nil
+}
+
+// add keeps v, of shape and the given size in bytes, which the set then
+// owns, releasing the oldest values that the bounds leave no room for.
+func (ks *keptSet) add(v ort.Value, shape []int64, size int64) {
+	total := size
+	for _, k := range *ks {
+		total += k.bytes
+	}
+	drop := 0
+	for drop < len(*ks) && (len(*ks)-drop >= keptPerSlot || total > keptSlotBytes) {
+		total -= (*ks)[drop].bytes
+		(*ks)[drop].destroy()
+		drop++
+	}
+	*ks = append((*ks)[:0], (*ks)[drop:]...)
+	*ks = append(*ks, keptValue{v: v, shape: shape, bytes: size})
+}
+
+// destroy releases every value of the set.
+func (ks *keptSet) destroy() {
+	for i := range *ks {
+		(*ks)[i].destroy()
+	}
+	*ks = (*ks)[:0]
+}
+
 // keepable reports whether a tensor of datatype and shape is small enough
 // to keep and of a kind kept: a numeric tensor of rank >= 1 with at least
 // one element (scalars, FP16 and BF16 values and strings are made per
 // run).
 func keepable(datatype string, shape []int64) bool {
+	_, ok := keptSize(datatype, shape)
+	return ok
+}
+
+// keptSize returns the size in bytes of a tensor of datatype and shape,
+// and whether it is keepable.
+func keptSize(datatype string, shape []int64) (int64, bool) {
 	if len(shape) == 0 || datatype == DTFP16 || datatype == DTBF16 {
-		return false
+		return 0, false
 	}
 	size, ok := binaryElemSize(datatype)
 	if !ok {
-		return false
+		return 0, false
 	}
 	n, err := ElementCount(shape)
-	return err == nil && n > 0 && n*size <= keptValueBytes
+	return n * size, err == nil && n > 0 && n*size <= keptValueBytes
 }
 
 // inputValue returns the value of input slot for t, a checked input, and
@@ -54,14 +109,13 @@ func keepable(datatype string, shape []int64) bool {
 // value with t's data copied in when it has t's shape, else a new one,
 // which is kept when t is keepable.
 func (s *session) inputValue(slot int, t *Tensor) (ort.Value, bool, error) {
-	k := &s.ins[slot]
-	if k.v != nil && slices.Equal(k.shape, t.Shape) && fillValue(k.v, t.Data) {
-		return k.v, false, nil
+	ks := &s.ins[slot]
+	if v := ks.find(t.Shape); v != nil && fillValue(v, t.Data) {
+		return v, false, nil
 	}
-	if keepable(t.Datatype, t.Shape) {
+	if size, ok := keptSize(t.Datatype, t.Shape); ok && ks.find(t.Shape) == nil {
 		if v := copiedValue(t); v != nil {
-			k.destroy()
-			k.v, k.shape = v, slices.Clone(t.Shape)
+			ks.add(v, slices.Clone(t.Shape), size)
 			return v, false, nil
 		}
 	}
@@ -78,17 +132,16 @@ func (s *session) outputValue(slot int, spec *IOSpec, dims axisSizes) (ort.Value
 	if err != nil {
 		return nil, false, err
 	}
-	k := &s.outs[slot]
-	if k.v != nil && slices.Equal(k.shape, shape) {
-		return k.v, false, nil
+	ks := &s.outs[slot]
+	if v := ks.find(shape); v != nil {
+		return v, false, nil
 	}
 	v, err := newOutputValue(spec, shape)
 	if err != nil {
 		return nil, false, err
 	}
-	if keepable(spec.Datatype, shape) {
-		k.destroy()
-		k.v, k.shape = v, shape
+	if size, ok := keptSize(spec.Datatype, shape); ok {
+		ks.add(v, shape, size)
 		return v, false, nil
 	}
 	return v, true, nil

@@ -40,8 +40,16 @@ func TestKeptValues(t *testing.T) {
 		// The caller may reuse its input at once.
 		clear(in)
 		answers = append(answers, answer{features, out[0].Data.([]float32), out[1].Data.([]int64)})
-		if got := m.pool.all[0].ins[0].shape; !slices.Equal(got, []int64{int64(n), 4}) {
-			t.Errorf("run %d: the session keeps an input of shape %v, want [%d 4]", i, got, n)
+		if m.pool.all[0].ins[0].find([]int64{int64(n), 4}) == nil {
+			t.Errorf("run %d: the session keeps no input of shape [%d 4]", i, n)
+		}
+	}
+	// One value per row count, for the input and each output.
+	for _, ks := range [][]keptSet{m.pool.all[0].ins, m.pool.all[0].outs} {
+		for slot, set := range ks {
+			if len(set) != 3 {
+				t.Errorf("slot %d keeps %d values, want 3 (rows 1, 3 and 2)", slot, len(set))
+			}
 		}
 	}
 	for i, a := range answers {
@@ -49,6 +57,41 @@ func TestKeptValues(t *testing.T) {
 		if !closeTo(a.probs, wantProbs, 1e-5) || !slices.Equal(a.labels, wantLabels) {
 			t.Errorf("run %d (%d rows) answered %v %v, want %v %v", i, counts[i], a.probs, a.labels, wantProbs, wantLabels)
 		}
+	}
+}
+
+// TestKeptSetBounds adds values to a set beyond its bounds: the oldest go
+// first, so that at most keptPerSlot values and keptSlotBytes bytes stay.
+func TestKeptSetBounds(t *testing.T) {
+	var ks keptSet
+	for i := range keptPerSlot + 5 {
+		ks.add(nil, []int64{int64(i + 1), 4}, 16)
+	}
+	if len(ks) != keptPerSlot {
+		t.Fatalf("%d values kept, want %d", len(ks), keptPerSlot)
+	}
+	if got := ks[0].shape[0]; got != 6 {
+		t.Errorf("oldest kept has %d rows, want 6 (the first five dropped)", got)
+	}
+	for _, size := range []int64{keptSlotBytes / 2, keptSlotBytes / 4, keptSlotBytes / 2} {
+		ks.add(nil, []int64{size}, size)
+	}
+	var total int64
+	for _, k := range ks {
+		total += k.bytes
+	}
+	if total > keptSlotBytes {
+		t.Errorf("%d bytes kept, over %d", total, keptSlotBytes)
+	}
+	if last := ks[len(ks)-1].shape; !slices.Equal(last, []int64{keptSlotBytes / 2}) {
+		t.Errorf("newest kept has shape %v, want [%d]", last, keptSlotBytes/2)
+	}
+	if len(ks) != 2 {
+		t.Errorf("%d values kept, want the last two (a half and a quarter of the bytes)", len(ks))
+	}
+	ks.destroy()
+	if len(ks) != 0 {
+		t.Errorf("%d values left after destroy", len(ks))
 	}
 }
 
@@ -115,5 +158,25 @@ func BenchmarkRunTabularRows(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkRunTabularVaryingRows runs the logistic regression on batches
+// whose row count changes from run to run (9 to 16 rows), as a batcher
+// forms them under load: each run finds its shape's values kept.
+func BenchmarkRunTabularVaryingRows(b *testing.B) {
+	logreg, _ := modelgen.LogReg()
+	m := loadTestModel(b, logreg, "instances: 1\n")
+	var ins [][]Tensor
+	for n := 9; n <= 16; n++ {
+		ins = append(ins, []Tensor{{Name: "features", Datatype: DTFP32, Shape: []int64{int64(n), 4}, Data: tabularRows(n)}})
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, err := m.Run(context.Background(), ins[i%len(ins)], nil); err != nil {
+			b.Fatal(err)
+		}
+		i++
 	}
 }

@@ -20,8 +20,8 @@ type session struct {
 	opts *ort.RunOptions
 
 	// ins and outs are the values kept between runs, by input and
-	// output slot (see keptValue).
-	ins, outs []keptValue
+	// output slot (see keptSet).
+	ins, outs []keptSet
 
 	// stops stops the run when its context is done; runCtx is that
 	// context (nil between runs, written by the run's goroutine under
@@ -72,7 +72,7 @@ func newSessionPool(path string, inputs, outputs []string, cfg Config) (*session
 			p.destroy()
 			return nil, fmt.Errorf("run options: %s", ortMessage(err))
 		}
-		ss := &session{s: s, opts: ro, ins: make([]keptValue, len(inputs)), outs: make([]keptValue, len(outputs)), stops: p.stops}
+		ss := &session{s: s, opts: ro, ins: make([]keptSet, len(inputs)), outs: make([]keptSet, len(outputs)), stops: p.stops}
 		p.all = append(p.all, ss)
 		p.free <- ss
 	}
