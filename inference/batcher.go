@@ -96,12 +96,13 @@ type BatcherOptions struct {
 	WaitWhenBusy bool
 }
 
-// How the collecting worker asks BatcherOptions.Idle: for up to IdleSpin
-// when it wakes, yielding the thread between two questions, then every
-// IdlePoll while its batch waits.
+// How the collecting worker asks BatcherOptions.Idle: when it wakes, up
+// to IdleQuestions times within IdleSpin, yielding the thread between two
+// questions, then every IdlePoll while its batch waits.
 const (
-	IdleSpin = 10 * time.Microsecond
-	IdlePoll = 200 * time.Microsecond
+	IdleQuestions = 4
+	IdleSpin      = 10 * time.Microsecond
+	IdlePoll      = 200 * time.Microsecond
 )
 
 // Batcher is a dynamic batcher in front of a RunFunc. Requests whose
@@ -535,20 +536,22 @@ func (b *Batcher) nextBatch(timer *time.Timer, buf []*batchRequest) ([]*batchReq
 }
 
 // settledIdle reports whether the process is idle (see
-// BatcherOptions.Idle), asking again after each yield of the thread for
-// up to IdleSpin: the goroutine that woke the collector may still be on
-// its way to block. In a busy process a yield runs other goroutines, so
-// the spin ends after one or two questions. False without Idle.
+// BatcherOptions.Idle), asking again after each yield of the thread, up
+// to IdleQuestions times within IdleSpin: the goroutine that woke the
+// collector may still be on its way to block. In a busy process a yield
+// runs other goroutines, so the spin ends after one or two questions;
+// while another thread runs a request's Go code, a yield comes back at
+// once, and the questions bound the spin. False without Idle.
 func (b *Batcher) settledIdle() bool {
 	if b.opts.Idle == nil {
 		return false
 	}
 	start := time.Now()
-	for {
+	for asked := 1; ; asked++ {
 		if b.opts.Idle() {
 			return true
 		}
-		if time.Since(start) > IdleSpin {
+		if asked == IdleQuestions || time.Since(start) > IdleSpin {
 			return false
 		}
 		runtime.Gosched()
