@@ -154,7 +154,15 @@ func (s *Server) inferAt(ctx context.Context, start time.Time, model, version st
 // inferModel runs req on m and returns the response and how long the
 // model took, batcher queue included.
 func (s *Server) inferModel(ctx context.Context, m *Model, req *InferRequest) (*InferResponse, time.Duration, error) {
-	inputs := make([]Tensor, len(req.Inputs))
+	// One allocation for the inputs, the response and its outputs when
+	// they are few.
+	room := &answerRoom{}
+	var inputs []Tensor
+	if len(req.Inputs) <= len(room.inputs) {
+		inputs = room.inputs[:len(req.Inputs)]
+	} else {
+		inputs = make([]Tensor, len(req.Inputs))
+	}
 	for i, in := range req.Inputs {
 		if in.Data == nil {
 			if _, ok := in.Parameters[ParamBinaryDataSize]; ok {
@@ -177,11 +185,25 @@ func (s *Server) inferModel(ctx context.Context, m *Model, req *InferRequest) (*
 	if err != nil {
 		return nil, took, err
 	}
-	resp := &InferResponse{ModelName: m.Name, ModelVersion: m.Version, ID: req.ID, Outputs: make([]InferOutput, len(outs))}
+	resp := &room.resp
+	*resp = InferResponse{ModelName: m.Name, ModelVersion: m.Version, ID: req.ID}
+	if len(outs) <= len(room.outputs) {
+		resp.Outputs = room.outputs[:len(outs)]
+	} else {
+		resp.Outputs = make([]InferOutput, len(outs))
+	}
 	for i, t := range outs {
 		resp.Outputs[i].Tensor = t
 	}
 	return resp, took, nil
+}
+
+// answerRoom is memory for a model's inputs, the response and its outputs,
+// taken in one allocation when there are few.
+type answerRoom struct {
+	resp    InferResponse
+	inputs  [2]Tensor
+	outputs [2]InferOutput
 }
 
 // run is the one way the server runs a model: Infer and the image API go

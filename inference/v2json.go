@@ -72,8 +72,10 @@ func DecodeInferRequest(b []byte) (*InferRequest, error) {
 // decodeInferRequest is DecodeInferRequest, where floats (when not nil)
 // may give the room of large FP32 tensors' data.
 func decodeInferRequest(b []byte, floats func(n int) []float32) (*InferRequest, error) {
-	s := scanner{b: b, floats: floats}
-	req := &InferRequest{}
+	room := &requestRoom{}
+	s := scanner{b: b, floats: floats, room: room}
+	req := &room.req
+	req.Inputs = room.inputs[:0:len(room.inputs)]
 	var seen seenKeys
 	err := s.object("request", func(key []byte) error {
 		switch string(key) {
@@ -438,6 +440,53 @@ type scanner struct {
 	// floats, when set, may give the room of a large FP32 tensor's data
 	// (an empty slice with room for n values), or nil.
 	floats func(n int) []float32
+
+	// room, when set, holds the small parts of what is decoded.
+	room *requestRoom
+}
+
+// requestRoom is memory for the parts of a small inference request, taken
+// in one allocation rather than one each: the request, its first input,
+// the first dimensions of its shapes and the first FP32 values of its
+// data, and the decoder of each data array in turn.
+type requestRoom struct {
+	req    InferRequest
+	inputs [1]InferInput
+	dims   [8]int64
+	ndims  int
+	floats [16]float32
+	nfloat int
+	dec    dataDecoder
+}
+
+// int64s returns an empty slice for up to n dimensions, in the room when
+// it has them.
+func (r *requestRoom) int64s(n int) []int64 {
+	if r == nil || len(r.dims)-r.ndims < n {
+		return make([]int64, 0, n)
+	}
+	d := r.dims[r.ndims : r.ndims : r.ndims+n]
+	r.ndims += n
+	return d
+}
+
+// float32s returns an empty slice for n FP32 values, in the room when it
+// has them, else nil.
+func (r *requestRoom) float32s(n int) []float32 {
+	if r == nil || len(r.floats)-r.nfloat < n {
+		return nil
+	}
+	f := r.floats[r.nfloat : r.nfloat : r.nfloat+n]
+	r.nfloat += n
+	return f
+}
+
+// decoder returns a data decoder, the room's when there is one.
+func (r *requestRoom) decoder() *dataDecoder {
+	if r == nil {
+		return new(dataDecoder)
+	}
+	return &r.dec
 }
 
 // seenKeys records the keys of an object seen so far, to refuse repeats.
@@ -989,7 +1038,7 @@ func (s *scanner) shape(what string) ([]int64, error) {
 		// error.
 		return nil, s.kindError(what+".shape", "an array")
 	}
-	shape := make([]int64, 0, 4)
+	shape := s.room.int64s(4)
 	err := s.array("", func(i int) error {
 		c := s.peek()
 		if c != '-' && (c < '0' || c > '9') {
@@ -1009,7 +1058,7 @@ func (s *scanner) shape(what string) ([]int64, error) {
 		shape = append(shape, d)
 		return nil
 	})
-	return shape, err
+	return shape[:len(shape):len(shape)], err
 }
 
 // data reads the data array of t, whose name and datatype are known, into
@@ -1034,7 +1083,8 @@ func (s *scanner) data(kind string, t *Tensor) (any, error) {
 	// readers through function values): it works on copies of the
 	// scanner and of the tensor's header, so that it does not take the
 	// caller's scanner and tensor there with it.
-	d := &dataDecoder{kind: kind, scan: *s, tensor: Tensor{Name: t.Name, Datatype: t.Datatype, Shape: t.Shape}}
+	d := s.room.decoder()
+	*d = dataDecoder{kind: kind, scan: *s, tensor: Tensor{Name: t.Name, Datatype: t.Datatype, Shape: t.Shape}}
 	d.s, d.t = &d.scan, &d.tensor
 	data, err := d.decode(hint)
 	s.i = d.scan.i
@@ -1054,6 +1104,9 @@ func (d *dataDecoder) decode(hint int) (any, error) {
 		var out []float32
 		if d.s.floats != nil {
 			out = d.s.floats(hint)
+		}
+		if out == nil {
+			out = d.s.room.float32s(hint)
 		}
 		if out == nil {
 			out = make([]float32, 0, hint)

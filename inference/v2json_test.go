@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -60,6 +61,63 @@ func TestDecodeInferRequest(t *testing.T) {
 }
 
 // TestDecodeDatatypes decodes the limits of every datatype.
+// TestDecodeRoomShared decodes requests whose shapes and FP32 data fill
+// the decoder's shared room and overflow it (inputs of rank 3, 2x2x2 and
+// 2x2x3 values): every tensor keeps its own shape and data, and growing
+// one's shape or data does not write into another's.
+func TestDecodeRoomShared(t *testing.T) {
+	var body strings.Builder
+	body.WriteString(`{"inputs":[`)
+	type want struct {
+		shape []int64
+		data  []float32
+	}
+	var wants []want
+	for i := range 5 {
+		shape := []int64{2, 2, int64(2 + i%2)}
+		n := int(shape[0] * shape[1] * shape[2])
+		data := make([]float32, n)
+		for j := range data {
+			data[j] = float32(100*i + j)
+		}
+		wants = append(wants, want{shape, data})
+		if i > 0 {
+			body.WriteString(",")
+		}
+		fmt.Fprintf(&body, `{"name":"in%d","datatype":"FP32","shape":[%d,%d,%d],"data":[`, i, shape[0], shape[1], shape[2])
+		for j, v := range data {
+			if j > 0 {
+				body.WriteString(",")
+			}
+			fmt.Fprintf(&body, "%g", v)
+		}
+		body.WriteString("]}")
+	}
+	body.WriteString("]}")
+	req, err := DecodeInferRequest([]byte(body.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(req.Inputs) != len(wants) {
+		t.Fatalf("%d inputs decoded, want %d", len(req.Inputs), len(wants))
+	}
+	for i := range req.Inputs {
+		in := &req.Inputs[i]
+		in.Shape = append(in.Shape, 99)
+		in.Data = append(in.Data.([]float32), -1)
+	}
+	for i, in := range req.Inputs {
+		w := wants[i]
+		if got := in.Shape[:len(in.Shape)-1]; !slices.Equal(got, w.shape) {
+			t.Errorf("input %d: shape %v, want %v", i, got, w.shape)
+		}
+		data := in.Data.([]float32)
+		if got := data[:len(data)-1]; !slices.Equal(got, w.data) {
+			t.Errorf("input %d: data %v, want %v", i, got, w.data)
+		}
+	}
+}
+
 func TestDecodeDatatypes(t *testing.T) {
 	cases := []struct {
 		dt   string
