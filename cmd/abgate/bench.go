@@ -321,8 +321,8 @@ func benchInference(ctx context.Context, opts benchOptions, stdout, stderr io.Wr
 		}
 	}()
 
-	fmt.Fprintf(stdout, "# abgate bench inference: %s/%s, %d CPUs, GOMAXPROCS %d, ONNX Runtime %s, %v per case in %d rounds, concurrency %d, %s client\n",
-		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0), inference.RuntimeVersion(), opts.Duration, opts.Rounds, opts.Concurrency, opts.Client)
+	fmt.Fprintf(stdout, "# abgate bench inference: %s/%s, %d CPUs, GOMAXPROCS %d, GOGC %d, ONNX Runtime %s, %v per case in %d rounds, concurrency %d, %s client\n",
+		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0), currentGCPercent(), inference.RuntimeVersion(), opts.Duration, opts.Rounds, opts.Concurrency, opts.Client)
 	for _, m := range repo.Models() {
 		fmt.Fprintf(stdout, "# model %s: max_batch_size %d, max_queue_delay_us %d, batch_when_busy %t, instances %d, intra_op_threads %d\n",
 			m.Name, m.Config.MaxBatchSize, m.Config.MaxQueueDelayUS, m.Config.BatchWhenBusy, m.Config.Instances, m.Config.Threads())

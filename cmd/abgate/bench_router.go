@@ -151,8 +151,8 @@ func benchRouter(ctx context.Context, opts benchRouterOptions, stdout, stderr io
 		}},
 	}
 	defer h.client.CloseIdleConnections()
-	fmt.Fprintf(stdout, "# abgate bench router: %s/%s, %d CPUs, GOMAXPROCS %d, %v per case in %d rounds (ABBA), concurrency %d, %d distinct X-User-ID\n",
-		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0), opts.Duration, opts.Rounds, opts.Concurrency, opts.Units)
+	fmt.Fprintf(stdout, "# abgate bench router: %s/%s, %d CPUs, GOMAXPROCS %d, GOGC %d, %v per case in %d rounds (ABBA), concurrency %d, %d distinct X-User-ID\n",
+		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0), currentGCPercent(), opts.Duration, opts.Rounds, opts.Concurrency, opts.Units)
 	loadAverage(stdout, "start")
 	defer loadAverage(stdout, "end")
 

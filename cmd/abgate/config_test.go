@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -354,5 +355,30 @@ func TestErrorLine(t *testing.T) {
 		if got := errorLine(tt.err); got != tt.want {
 			t.Errorf("errorLine(%q) = %q; want %q", tt.err, got, tt.want)
 		}
+	}
+}
+
+// TestGCPercent: abgate sets its GC target only when the environment sets
+// no GOGC, and currentGCPercent reads back the target in effect.
+func TestGCPercent(t *testing.T) {
+	env := func(vars map[string]string) func(string) string {
+		return func(k string) string { return vars[k] }
+	}
+	if p, ok := gcPercent(env(nil)); !ok || p != defaultGCPercent {
+		t.Errorf("no GOGC: gcPercent = %d, %v; want %d, true", p, ok, defaultGCPercent)
+	}
+	for _, v := range []string{"50", "off", "100"} {
+		if _, ok := gcPercent(env(map[string]string{"GOGC": v})); ok {
+			t.Errorf("GOGC=%s: abgate sets its own target; the environment's must win", v)
+		}
+	}
+	old := debug.SetGCPercent(defaultGCPercent)
+	defer debug.SetGCPercent(old)
+	if got := currentGCPercent(); got != defaultGCPercent {
+		t.Errorf("currentGCPercent() = %d after SetGCPercent(%d)", got, defaultGCPercent)
+	}
+	debug.SetGCPercent(150)
+	if got := currentGCPercent(); got != 150 {
+		t.Errorf("currentGCPercent() = %d after SetGCPercent(150)", got)
 	}
 }
