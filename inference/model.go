@@ -787,12 +787,26 @@ func firstNonFinite(dt string, data any) (int, string) {
 }
 
 // firstNonFinite32 returns the index of the first NaN or ±Inf of d, or -1.
-// It reads two values per 64-bit word and a block of 16 values between
-// branches: a value is not finite when its exponent bits are all ones,
-// that is when adding one to the exponent field carries into the sign
-// bit. The carries of the two halves of a word cannot meet, since each
-// half's sum is at most 0x80000000.
 func firstNonFinite32(d []float32) int {
+	base := 0
+	if haveWide && len(d) >= 64 {
+		// With AVX-512, blocks of 64 values at a time up to the one that
+		// holds the first value not finite, which the loop below finds.
+		base = nonFiniteBlocks(d)
+	}
+	if i := firstNonFinite32SWAR(d[base:]); i >= 0 {
+		return base + i
+	}
+	return -1
+}
+
+// firstNonFinite32SWAR is firstNonFinite32 in Go. It reads two values per
+// 64-bit word and a block of 16 values between branches: a value is not
+// finite when its exponent bits are all ones, that is when adding one to
+// the exponent field carries into the sign bit. The carries of the two
+// halves of a word cannot meet, since each half's sum is at most
+// 0x80000000.
+func firstNonFinite32SWAR(d []float32) int {
 	const (
 		exp   = 0x7f800000_7f800000
 		one   = 0x00800000_00800000

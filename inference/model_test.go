@@ -2,6 +2,7 @@ package inference
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"math"
 	"math/rand/v2"
@@ -594,9 +595,19 @@ func TestFirstNonFinite32(t *testing.T) {
 	specials := []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)),
 		math.Float32frombits(0x7fc00001), math.Float32frombits(0xff800001)}
 	finite := []float32{math.MaxFloat32, -math.MaxFloat32, math.Float32frombits(0x7f7fffff), math.SmallestNonzeroFloat32, 0, -1.5}
-	backing := make([]float32, 80)
+	// Sizes around the AVX-512 blocks of 64, with the assembly on and off.
+	defer func(w bool) { haveWide = w }(haveWide)
+	for _, wide := range []bool{haveWide, false} {
+		haveWide = wide
+		checkFirstNonFinite32(t, plain, specials, finite)
+	}
+}
+
+func checkFirstNonFinite32(t *testing.T, plain func([]float32) int, specials, finite []float32) {
+	t.Helper()
+	backing := make([]float32, 210)
 	for _, off := range []int{0, 1} {
-		for n := 0; n <= 70; n++ {
+		for n := 0; n <= 200; n++ {
 			d := backing[off : off+n]
 			for i := range d {
 				d[i] = finite[i%len(finite)]
@@ -608,7 +619,7 @@ func TestFirstNonFinite32(t *testing.T) {
 				for _, sp := range specials {
 					d[pos] = sp
 					if got, want := firstNonFinite32(d), plain(d); got != want || want != pos {
-						t.Fatalf("offset %d, n %d, %v at %d: got %d, want %d", off, n, sp, pos, got, want)
+						t.Fatalf("AVX-512 %v, offset %d, n %d, %v at %d: got %d, want %d", haveWide, off, n, sp, pos, got, want)
 					}
 					if pos+3 < n {
 						d[pos+3] = sp
@@ -622,6 +633,46 @@ func TestFirstNonFinite32(t *testing.T) {
 			}
 		}
 	}
+}
+
+// FuzzFirstNonFinite32 reads the fuzzed bytes as float32 values, from
+// each of the first four offsets: firstNonFinite32 must find what a plain
+// loop finds, with the assembly on and off.
+func FuzzFirstNonFinite32(f *testing.F) {
+	nan := math.Float32bits(float32(math.NaN()))
+	seed := make([]byte, 4*300)
+	for i := 0; i < len(seed); i += 4 {
+		binary.LittleEndian.PutUint32(seed[i:], math.Float32bits(float32(i)))
+	}
+	f.Add(seed)
+	binary.LittleEndian.PutUint32(seed[4*200:], nan)
+	f.Add(slices.Clone(seed))
+	binary.LittleEndian.PutUint32(seed[4*70:], 0xff800000)
+	f.Add(seed)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		all := make([]float32, len(b)/4)
+		for i := range all {
+			all[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+		}
+		supported := haveWide
+		defer func() { haveWide = supported }()
+		for off := range min(4, len(all)+1) {
+			d := all[off:]
+			want := -1
+			for i, v := range d {
+				if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+					want = i
+					break
+				}
+			}
+			for _, wide := range []bool{true, false} {
+				haveWide = wide && supported
+				if got := firstNonFinite32(d); got != want {
+					t.Fatalf("AVX-512 %v, offset %d of %d values: got %d, want %d", haveWide, off, len(all), got, want)
+				}
+			}
+		}
+	})
 }
 
 func BenchmarkFirstNonFinite32(b *testing.B) {
