@@ -198,6 +198,11 @@ func TestInferBinaryBadInput(t *testing.T) {
 		return `{"inputs":[{"name":"features","shape":[1,4],"datatype":"FP32","parameters":{"binary_data_size":` + strconv.Itoa(size) + `}}]}`
 	}
 	good := features(16)
+	block := make([]float32, 64)
+	for i := range block {
+		block[i] = float32(i)
+	}
+	block[45] = float32(math.Inf(1))
 	cases := []struct {
 		name      string
 		headerLen string // "" = the length of header
@@ -217,6 +222,10 @@ func TestInferBinaryBadInput(t *testing.T) {
 		{"binary data and no binary input", "", `{"inputs":[{"name":"features","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]}`, f32(1), "", []string{"4 bytes of binary data", "no input has a binary_data_size"}},
 		{"data and binary_data_size", "", `{"inputs":[{"name":"features","shape":[1,4],"datatype":"FP32","data":[1,2,3,4],"parameters":{"binary_data_size":16}}]}`, f32(1, 2, 3, 4), "inputs.features", []string{`"features"`, "both"}},
 		{"NaN", "", good, f32(1, float32(math.NaN()), 3, 4), "inputs.features", []string{`input "features"`, "element 1 is NaN"}},
+		// 16 rows: the check reads the 64 values as one AVX-512 block
+		// where the CPU has it.
+		{"Inf in a block of 64", "", `{"inputs":[{"name":"features","shape":[16,4],"datatype":"FP32","parameters":{"binary_data_size":256}}]}`,
+			f32(block...), "inputs.features", []string{`input "features"`, "element 45 is +Inf"}},
 		{"wrong shape", "", `{"inputs":[{"name":"features","shape":[1,3],"datatype":"FP32","parameters":{"binary_data_size":12}}]}`, f32(1, 2, 3), "inputs.features", []string{`input "features"`, "shape [1,3] given, [-1,4] expected"}},
 		{"binary_data not a bool", "", `{"inputs":[{"name":"features","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}],"outputs":[{"name":"label","parameters":{"binary_data":"yes"}}]}`, nil, "outputs.label", []string{`output "label"`, "binary_data", "true or false"}},
 	}
