@@ -113,6 +113,8 @@ func (s *session) inputValue(slot int, t *Tensor) (ort.Value, bool, error) {
 	if v := ks.find(t.Shape); v != nil && fillValue(v, t.Data) {
 		return v, false, nil
 	}
+	// A kept value of t's shape that fillValue refused (data of another
+	// Go type) stays; t then gets a value of its own.
 	if size, ok := keptSize(t.Datatype, t.Shape); ok && ks.find(t.Shape) == nil {
 		if v := copiedValue(t); v != nil {
 			ks.add(v, slices.Clone(t.Shape), size)
