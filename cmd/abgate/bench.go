@@ -52,8 +52,13 @@ The in-process baseline (the ceiling) is the best of Model.Run at the batch
 sizes the batcher forms and of the batcher without HTTP; binary tensors are
 sent to the CNN with and without batching, and the better of the two is
 compared with it. The load generator (--client lean) keeps connections
-alive and writes each request with one writev, as wrk does; --client
-net/http uses Go's http.Client instead. Each line reads
+alive and sends each request, head and body, with one sendfile from a
+temporary copy of it, so that the kernel does not copy the request out
+of the generator's memory (one writev where sendfile is missing);
+--client writev writes each request with one writev, as wrk does, and
+--client net/http uses Go's http.Client. The generator shares the cores
+with the server: the less it costs, the more the ratios measure the
+server. Each line reads
   bench: <name> value=<v> <unit> baseline=<b> ratio=<v/b>
 followed by the targets of issue 3, met or missed. Lines starting with "#"
 describe the setup. The exit status is 0 when every case ran, even with a
@@ -101,15 +106,27 @@ type benchOptions struct {
 	Rounds      int           // each case's time is split into this many interleaved rounds
 	Only        string        // "", "cnn" or "tabular": the cases measured
 	CPUProfile  string        // file for a CPU profile of the whole run ("" = none)
-	Client      string        // the load generator: clientLean or clientStdlib
+	Client      string        // the load generator: clientLean, clientWritev or clientStdlib
 	ModelConfig string        // YAML added to the config.yaml of every bench model
 }
 
 // The load generators of the inference harness (--client).
 const (
-	clientLean   = "lean"     // benchClient: one writev per request
+	clientLean   = "lean"     // benchClient: one sendfile (or writev) per request
+	clientWritev = "writev"   // benchClient: one writev per request
 	clientStdlib = "net/http" // net/http's Client
 )
+
+// clientName describes a --client value for the header of a run.
+func clientName(client string) string {
+	if client == clientLean {
+		if canSendFile {
+			return "lean client (sendfile)"
+		}
+		return "lean client (writev)"
+	}
+	return client + " client"
+}
 
 // bench runs `abgate bench <harness>`: inference, router (bench_router.go),
 // analytics (bench_analytics.go) or drift (bench_drift.go).
@@ -156,7 +173,7 @@ func newBenchFlags(o *benchOptions, getenv func(string) string, stderr io.Writer
 	fs.IntVar(&o.Concurrency, "concurrency", 32, "requests in flight (env ABGATE_BENCH_CONCURRENCY)")
 	fs.IntVar(&o.Rounds, "rounds", 3, "rounds that interleave the loads of a comparison (env ABGATE_BENCH_ROUNDS)")
 	fs.StringVar(&o.Only, "only", "", "measure only the cases of one model: cnn or tabular")
-	fs.StringVar(&o.Client, "client", clientLean, "load generator: lean (kept-alive HTTP/1.1, one writev per request) or net/http (Go's http.Client)")
+	fs.StringVar(&o.Client, "client", clientLean, "load generator: lean (kept-alive HTTP/1.1, one sendfile per request), writev (the same, one writev per request) or net/http (Go's http.Client)")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the run (harness, server and ONNX Runtime calls) to this file")
 	fs.StringVar(&o.ModelConfig, "model-config", "", "config.yaml keys added to every bench model's, e.g. 'instances: 1' (not max_batch_size, labels, feature_names or image, which the harness sets; batch_when_busy and max_queue_delay_us given here replace the tabular model's true and 150)")
 	return fs
@@ -203,8 +220,8 @@ func parseBenchFlags(args []string, getenv func(string) string, stderr io.Writer
 	if err := parseLoadFlags(fs, "bench inference", args, getenv, &o.Duration, &o.Concurrency, &o.Rounds); err != nil {
 		return o, err
 	}
-	if o.Client != clientLean && o.Client != clientStdlib {
-		return o, fmt.Errorf("--client must be %s or %s, got %q", clientLean, clientStdlib, o.Client)
+	if o.Client != clientLean && o.Client != clientWritev && o.Client != clientStdlib {
+		return o, fmt.Errorf("--client must be %s, %s or %s, got %q", clientLean, clientWritev, clientStdlib, o.Client)
 	}
 	if o.Only != "" && o.Only != "cnn" && o.Only != "tabular" {
 		return o, fmt.Errorf("--only must be cnn or tabular, got %q", o.Only)
@@ -321,8 +338,8 @@ func benchInference(ctx context.Context, opts benchOptions, stdout, stderr io.Wr
 		}
 	}()
 
-	fmt.Fprintf(stdout, "# abgate bench inference: %s/%s, %d CPUs, GOMAXPROCS %d, GOGC %d, ONNX Runtime %s, %v per case in %d rounds, concurrency %d, %s client\n",
-		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0), currentGCPercent(), inference.RuntimeVersion(), opts.Duration, opts.Rounds, opts.Concurrency, opts.Client)
+	fmt.Fprintf(stdout, "# abgate bench inference: %s/%s, %d CPUs, GOMAXPROCS %d, GOGC %d, ONNX Runtime %s, %v per case in %d rounds, concurrency %d, %s\n",
+		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0), currentGCPercent(), inference.RuntimeVersion(), opts.Duration, opts.Rounds, opts.Concurrency, clientName(opts.Client))
 	for _, m := range repo.Models() {
 		fmt.Fprintf(stdout, "# model %s: max_batch_size %d, max_queue_delay_us %d, batch_when_busy %t, instances %d, intra_op_threads %d\n",
 			m.Name, m.Config.MaxBatchSize, m.Config.MaxQueueDelayUS, m.Config.BatchWhenBusy, m.Config.Instances, m.Config.Threads())
@@ -898,8 +915,11 @@ func (h *benchHarness) post(url, contentType string, body []byte, header map[str
 		}
 		c := h.clients[host]
 		if c == nil {
-			c = newBenchClient(host, 2*h.opts.Concurrency)
+			c = newBenchClient(host, 2*h.opts.Concurrency, h.opts.Client == clientLean)
 			h.clients[host] = c
+		}
+		if err := c.prepare(r); err != nil {
+			return func(context.Context, *bytes.Buffer) error { return err }
 		}
 		return func(ctx context.Context, buf *bytes.Buffer) error { return c.do(ctx, r, buf) }
 	}

@@ -10,22 +10,32 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"sort"
 	"strings"
 	"time"
 )
 
 // benchClient is the load generator of the inference harness: HTTP/1.1
-// over kept-alive connections, one request in flight per connection, each
-// request written with one writev (head and body), the way wrk and
-// Triton's perf_analyzer write theirs. It shares the machine's cores with
-// the server it measures, so it does as little as it can: net/http's
-// client copies a body through 32 KiB chunks, with a goroutine hand-off
-// each way per request.
+// over kept-alive connections, one request in flight per connection. It
+// shares the machine's cores with the server it measures, so it does as
+// little as it can: each request, head and body, goes out in one system
+// call, sendfile(2) from a copy of the request in a temporary file where
+// the platform has it (the kernel then hands the file's pages to the
+// loopback instead of copying the request from the client's memory), one
+// writev otherwise, the way wrk and Triton's perf_analyzer write theirs.
+// The server reads the same bytes either way. net/http's client copies a
+// body through 32 KiB chunks, with a goroutine hand-off each way per
+// request.
 type benchClient struct {
 	addr string          // host:port
 	idle chan *benchConn // connections free for a request
 	dial func() (net.Conn, error)
+
+	// sendFile makes prepare copy requests into files, sent with
+	// sendfile(2); files are those copies, closed by close.
+	sendFile bool
+	files    []*os.File
 }
 
 // benchConn is one connection of a benchClient.
@@ -35,18 +45,53 @@ type benchConn struct {
 }
 
 // newBenchClient returns a client of the server at addr (host:port) that
-// keeps up to idle connections open between requests.
-func newBenchClient(addr string, idle int) *benchClient {
+// keeps up to idle connections open between requests, and sends the
+// requests it prepares with sendfile(2) when sendFile is set and the
+// platform has it.
+func newBenchClient(addr string, idle int, sendFile bool) *benchClient {
 	d := &net.Dialer{Timeout: 5 * time.Second}
 	return &benchClient{
-		addr: addr,
-		idle: make(chan *benchConn, idle),
-		dial: func() (net.Conn, error) { return d.Dial("tcp", addr) },
+		addr:     addr,
+		idle:     make(chan *benchConn, idle),
+		dial:     func() (net.Conn, error) { return d.Dial("tcp", addr) },
+		sendFile: sendFile && canSendFile,
 	}
 }
 
-// close closes the idle connections.
+// sendsFiles reports whether the client sends requests with sendfile(2).
+func (c *benchClient) sendsFiles() bool { return c.sendFile }
+
+// prepare readies r to be sent by c: when c sends files, it copies the
+// request, head and body, into a temporary file that is removed from its
+// directory at once and closed by c.close. It is not safe to call while
+// c sends requests.
+func (c *benchClient) prepare(r *benchRequest) error {
+	if !c.sendFile {
+		return nil
+	}
+	f, err := os.CreateTemp("", "abgate-bench-*")
+	if err != nil {
+		return fmt.Errorf("bench client: %w", err)
+	}
+	_ = os.Remove(f.Name())
+	c.files = append(c.files, f)
+	if _, err := f.Write(r.head); err != nil {
+		return fmt.Errorf("bench client: %w", err)
+	}
+	if _, err := f.Write(r.body); err != nil {
+		return fmt.Errorf("bench client: %w", err)
+	}
+	r.file, r.size = f, int64(len(r.head)+len(r.body))
+	return nil
+}
+
+// close closes the idle connections and the files of the prepared
+// requests.
 func (c *benchClient) close() {
+	for _, f := range c.files {
+		f.Close()
+	}
+	c.files = nil
 	for {
 		select {
 		case bc := <-c.idle:
@@ -63,6 +108,10 @@ type benchRequest struct {
 	head []byte
 	body []byte
 	path string
+	// file holds head and body, size bytes, when a benchClient that
+	// sends files prepared the request (see benchClient.prepare).
+	file *os.File
+	size int64
 }
 
 // newBenchRequest formats the head of a POST of body to rawURL with the
@@ -154,8 +203,14 @@ func (bc *benchConn) roundTrip(ctx context.Context, r *benchRequest, buf *bytes.
 	if err := bc.c.SetDeadline(deadline); err != nil {
 		return 0, false, err
 	}
-	bufs := net.Buffers{r.head, r.body}
-	if _, err := bufs.WriteTo(bc.c); err != nil {
+	var err error
+	if r.file != nil {
+		err = sendFile(bc.c, r.file, r.size)
+	} else {
+		bufs := net.Buffers{r.head, r.body}
+		_, err = bufs.WriteTo(bc.c)
+	}
+	if err != nil {
 		if reused {
 			return 0, false, fmt.Errorf("%w: %v", errStale, err)
 		}

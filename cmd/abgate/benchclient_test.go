@@ -15,10 +15,21 @@ import (
 )
 
 // TestBenchClient sends requests through the lean load generator to a
-// net/http server: the request arrives whole with its headers, answers
-// of fixed length and chunked ones are read, an answer other than 200 is
-// an *httpError with the status, and connections are kept alive.
+// net/http server, with sendfile and with writev: the request arrives
+// whole with its headers, answers of fixed length and chunked ones are
+// read, an answer other than 200 is an *httpError with the status, and
+// connections are kept alive.
 func TestBenchClient(t *testing.T) {
+	t.Run("sendfile", func(t *testing.T) {
+		if !canSendFile {
+			t.Skip("no sendfile on this platform")
+		}
+		testBenchClient(t, true)
+	})
+	t.Run("writev", func(t *testing.T) { testBenchClient(t, false) })
+}
+
+func testBenchClient(t *testing.T, sendFile bool) {
 	var conns atomic.Int32
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -28,7 +39,9 @@ func TestBenchClient(t *testing.T) {
 			}
 			switch r.URL.Path {
 			case "/echo":
-				w.Header().Set("X-Seen", r.Header.Get("Content-Type")+"|"+r.Header.Get("Inference-Header-Content-Length"))
+				if got := r.Header.Get("Content-Type") + "|" + r.Header.Get("Inference-Header-Content-Length") + "|" + r.URL.RawQuery; got != "application/octet-stream|12|x=1" || r.ContentLength != int64(len(body)) {
+					t.Errorf("echo request: headers and query %q, Content-Length %d for %d bytes", got, r.ContentLength, len(body))
+				}
 				_, _ = w.Write(body)
 			case "/chunked":
 				for i := range 3 {
@@ -52,8 +65,21 @@ func TestBenchClient(t *testing.T) {
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	base := "http://" + ln.Addr().String()
-	c := newBenchClient(ln.Addr().String(), 4)
+	c := newBenchClient(ln.Addr().String(), 4, sendFile)
 	t.Cleanup(c.close)
+	if c.sendsFiles() != sendFile {
+		t.Fatalf("client sends files: %t, want %t", c.sendsFiles(), sendFile)
+	}
+	prepare := func(r *benchRequest) *benchRequest {
+		t.Helper()
+		if err := c.prepare(r); err != nil {
+			t.Fatal(err)
+		}
+		if (r.file != nil) != sendFile {
+			t.Fatalf("prepared request has a file: %t, want %t", r.file != nil, sendFile)
+		}
+		return r
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
@@ -62,6 +88,7 @@ func TestBenchClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	prepare(echo)
 	var buf bytes.Buffer
 	for i := range 5 {
 		if err := c.do(ctx, echo, &buf); err != nil {
@@ -76,6 +103,7 @@ func TestBenchClient(t *testing.T) {
 	}
 
 	chunked, _, _ := newBenchRequest(base+"/chunked", "application/json", []byte("{}"), nil)
+	prepare(chunked)
 	if err := c.do(ctx, chunked, &buf); err != nil {
 		t.Fatal(err)
 	}
@@ -84,6 +112,7 @@ func TestBenchClient(t *testing.T) {
 	}
 
 	missing, _, _ := newBenchRequest(base+"/missing", "application/json", []byte("{}"), nil)
+	prepare(missing)
 	err = c.do(ctx, missing, &buf)
 	var he *httpError
 	if !errors.As(err, &he) || he.status != http.StatusNotFound || !strings.Contains(he.msg, "no such model") {
@@ -156,11 +185,14 @@ func TestBenchClientStale(t *testing.T) {
 			}()
 		}
 	}()
-	c := newBenchClient(ln.Addr().String(), 4)
+	c := newBenchClient(ln.Addr().String(), 4, true)
 	defer c.close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	r, _, _ := newBenchRequest("http://"+ln.Addr().String()+"/", "text/plain", []byte("hi"), nil)
+	if err := c.prepare(r); err != nil {
+		t.Fatal(err)
+	}
 	var buf bytes.Buffer
 	for i := range 3 {
 		if err := c.do(ctx, r, &buf); err != nil || buf.String() != "ok" {
