@@ -58,9 +58,6 @@ func newBenchClient(addr string, idle int, sendFile bool) *benchClient {
 	}
 }
 
-// sendsFiles reports whether the client sends requests with sendfile(2).
-func (c *benchClient) sendsFiles() bool { return c.sendFile }
-
 // prepare readies r to be sent by c: when c sends files, it copies the
 // request, head and body, into a temporary file that is removed from its
 // directory at once and closed by c.close. It is not safe to call while

@@ -67,8 +67,8 @@ func testBenchClient(t *testing.T, sendFile bool) {
 	base := "http://" + ln.Addr().String()
 	c := newBenchClient(ln.Addr().String(), 4, sendFile)
 	t.Cleanup(c.close)
-	if c.sendsFiles() != sendFile {
-		t.Fatalf("client sends files: %t, want %t", c.sendsFiles(), sendFile)
+	if c.sendFile != sendFile {
+		t.Fatalf("client sends files: %t, want %t", c.sendFile, sendFile)
 	}
 	prepare := func(r *benchRequest) *benchRequest {
 		t.Helper()
