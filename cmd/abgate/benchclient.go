@@ -78,7 +78,7 @@ func (c *benchClient) prepare(r *benchRequest) error {
 	if _, err := f.Write(r.body); err != nil {
 		return fmt.Errorf("bench client: %w", err)
 	}
-	r.file, r.size = f, int64(len(r.head)+len(r.body))
+	r.file = f
 	return nil
 }
 
@@ -105,10 +105,9 @@ type benchRequest struct {
 	head []byte
 	body []byte
 	path string
-	// file holds head and body, size bytes, when a benchClient that
-	// sends files prepared the request (see benchClient.prepare).
+	// file holds head and body when a benchClient that sends files
+	// prepared the request (see benchClient.prepare).
 	file *os.File
-	size int64
 }
 
 // newBenchRequest formats the head of a POST of body to rawURL with the
@@ -202,7 +201,7 @@ func (bc *benchConn) roundTrip(ctx context.Context, r *benchRequest, buf *bytes.
 	}
 	var err error
 	if r.file != nil {
-		err = sendFile(bc.c, r.file, r.size)
+		err = sendFile(bc.c, r.file, int64(len(r.head)+len(r.body)))
 	} else {
 		bufs := net.Buffers{r.head, r.body}
 		_, err = bufs.WriteTo(bc.c)
