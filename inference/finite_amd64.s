@@ -36,3 +36,50 @@ done:
 	MOVQ AX, ret+16(FP)
 	VZEROUPPER
 	RET
+
+// func nonFiniteAVX2(p unsafe.Pointer, n int) int
+//
+// nonFiniteAVX512 with AVX2: eight YMM loads of 8 values a block of 64.
+TEXT ·nonFiniteAVX2(SB), NOSPLIT, $0-24
+	MOVQ p+0(FP), SI
+	MOVQ n+8(FP), CX
+	MOVL $0x7f800000, DX
+	MOVQ DX, X0
+	VPBROADCASTD X0, Y0
+	XORQ AX, AX
+
+loop:
+	CMPQ AX, CX
+	JAE  done
+	VPAND    (SI)(AX*4), Y0, Y1
+	VPAND    32(SI)(AX*4), Y0, Y2
+	VPAND    64(SI)(AX*4), Y0, Y3
+	VPAND    96(SI)(AX*4), Y0, Y4
+	VPAND    128(SI)(AX*4), Y0, Y5
+	VPAND    160(SI)(AX*4), Y0, Y6
+	VPAND    192(SI)(AX*4), Y0, Y7
+	VPAND    224(SI)(AX*4), Y0, Y8
+	VPCMPEQD Y0, Y1, Y1
+	VPCMPEQD Y0, Y2, Y2
+	VPCMPEQD Y0, Y3, Y3
+	VPCMPEQD Y0, Y4, Y4
+	VPCMPEQD Y0, Y5, Y5
+	VPCMPEQD Y0, Y6, Y6
+	VPCMPEQD Y0, Y7, Y7
+	VPCMPEQD Y0, Y8, Y8
+	VPOR     Y1, Y2, Y1
+	VPOR     Y3, Y4, Y3
+	VPOR     Y5, Y6, Y5
+	VPOR     Y7, Y8, Y7
+	VPOR     Y1, Y3, Y1
+	VPOR     Y5, Y7, Y5
+	VPOR     Y1, Y5, Y1
+	VPTEST   Y1, Y1
+	JNE      done
+	ADDQ     $64, AX
+	JMP      loop
+
+done:
+	MOVQ AX, ret+16(FP)
+	VZEROUPPER
+	RET

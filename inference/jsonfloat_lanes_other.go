@@ -17,8 +17,8 @@ func shortRunLanes(b []byte, i int, out []float32) ([]float32, int) { return out
 // jsonfloat_wide_amd64.go).
 const wideRoom = 64 + 16
 
-// haveWide is false: no assembly here.
-var haveWide = false
+// haveWide and haveAVX2 are false: no assembly here.
+var haveWide, haveAVX2 = false, false
 
 // shortRunWide reads nothing where there is no assembly loop (see
 // jsonfloat_wide_amd64.go).

@@ -330,9 +330,9 @@ func numberRun(r *rand.Rand, n int, sep string, elements []func(*rand.Rand) stri
 // value against strconv.ParseFloat(text, 32).
 func checkDecodeRun(t *testing.T, texts []string, body []byte, wide, lanes bool) {
 	t.Helper()
-	haveW, haveL := haveWide, haveLanesSSE
-	defer func() { haveWide, haveLanesSSE = haveW, haveL }()
-	haveWide, haveLanesSSE = haveW && wide, haveL && lanes
+	haveW, haveA, haveL := haveWide, haveAVX2, haveLanesSSE
+	defer func() { haveWide, haveAVX2, haveLanesSSE = haveW, haveA, haveL }()
+	haveWide, haveAVX2, haveLanesSSE = haveW && wide, haveA && wide, haveL && lanes
 	req, err := DecodeInferRequest([]byte(`{"inputs":[{"name":"x","shape":[` + strconv.Itoa(len(texts)) + `],"datatype":"FP32","data":[` + string(body)))
 	if err != nil {
 		t.Fatal(err)
@@ -341,7 +341,7 @@ func checkDecodeRun(t *testing.T, texts []string, body []byte, wide, lanes bool)
 	for k, text := range texts {
 		want, err := strconv.ParseFloat(text, 32)
 		if err != nil || math.Float32bits(got[k]) != math.Float32bits(float32(want)) {
-			t.Fatalf("wide %v, lanes %v: element %d, %q: decoded %v, want %v, %v", haveWide, haveLanesSSE, k, text, got[k], float32(want), err)
+			t.Fatalf("AVX-512 %v, AVX2 %v, lanes %v: element %d, %q: decoded %v, want %v, %v", haveWide, haveAVX2, haveLanesSSE, k, text, got[k], float32(want), err)
 		}
 	}
 }
@@ -471,79 +471,139 @@ var wideElements = []func(r *rand.Rand) string{
 	func(r *rand.Rand) string {
 		return [...]string{"-0.0", "0.0", "10.5", "-12.25", "1.5E3", "9.999999999999999", "-1.2345678901234"}[r.IntN(7)]
 	},
+	func(r *rand.Rand) string {
+		// A float32 midpoint from 1 to 2 in its 24 fraction digits, or
+		// 10^-25 above it: its first 14 fraction digits lie below it, so
+		// the long kernels must leave it, whatever their other numbers.
+		f := float32(1 + r.Float64())
+		text := strconv.FormatFloat((float64(f)+float64(math.Nextafter32(f, 10)))/2, 'f', 24, 64)
+		if r.IntN(2) == 0 {
+			text += "1"
+		}
+		return text
+	},
 }
 
-// TestShortRunWide checks shortRunWide, and the decoder through it, on
-// long arrays of the numbers it reads and of others mixed in: it reads
-// every number but the last of the short forms, with the values of
-// strconv.ParseFloat, and the decoder reads the same with and without it.
+// wideSetting is a choice of the kernels of shortRunWide: the values of
+// haveWide and haveAVX2 that pick them.
+type wideSetting struct {
+	name         string
+	avx512, avx2 bool
+}
+
+// wideSettings are the kernels of shortRunWide that this CPU runs:
+// AVX-512's and AVX2's where it has AVX-512, AVX2's where it has AVX2,
+// and none elsewhere (shortRunWide then reads nothing, which the tests
+// check as well).
+func wideSettings() []wideSetting {
+	var s []wideSetting
+	if haveWide {
+		s = append(s, wideSetting{"AVX-512", true, haveAVX2})
+	}
+	if haveAVX2 {
+		s = append(s, wideSetting{"AVX2", false, true})
+	}
+	if len(s) == 0 {
+		s = append(s, wideSetting{"none", false, false})
+	}
+	return s
+}
+
+// use picks w's kernels until the end of t.
+func (w wideSetting) use(t *testing.T) {
+	haveW, haveA := haveWide, haveAVX2
+	t.Cleanup(func() { haveWide, haveAVX2 = haveW, haveA })
+	haveWide, haveAVX2 = w.avx512, w.avx2
+}
+
+// TestShortRunWide checks shortRunWide with each of its kernels, and the
+// decoder through it, on long arrays of the numbers it reads and of
+// others mixed in: it reads every number but the last of the short forms
+// and of Python's, with the values of strconv.ParseFloat, and the
+// decoder reads the same with and without it.
 func TestShortRunWide(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 8))
-	for _, mix := range []struct {
-		name  string
-		forms []int // indices into wideElements
-		all   bool  // shortRunWide reads all but the last
-	}{
-		{"image", []int{0}, true},
-		{"fraction digits", []int{1}, true},
-		{"midpoints", []int{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2}, false},
-		{"short forms", []int{0, 0, 0, 0, 1}, true},
-		{"python", []int{6}, true},
-		{"python and shortest", []int{0, 6}, true},
-		{"python, small values", []int{3}, false},
-		{"long midpoints", []int{6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 7}, false},
-		{"every form", []int{0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 6, 6, 6, 6, 7, 8}, false},
-	} {
-		for _, sep := range []string{",", ", ", "mixed"} {
-			t.Run(mix.name+" "+strconv.Quote(sep), func(t *testing.T) {
-				texts, body := numberRun(r, 8000, sep, wideElements, mix.forms, 80) // more than one shortLanesChunk
-				read := checkRun(t, "shortRunWide", shortRunWide, body)
-				switch {
-				case !haveWide:
-				case mix.all && read != len(texts)-1:
-					t.Errorf("shortRunWide read %d numbers, want all but the last, %d", read, len(texts)-1)
-				case (mix.name == "midpoints" || mix.name == "long midpoints") && sep == "," && read < len(texts)/2:
-					t.Errorf("shortRunWide read %d numbers of %d, want most", read, len(texts))
+	for _, w := range wideSettings() {
+		for _, mix := range []struct {
+			name  string
+			forms []int // indices into wideElements
+			all   bool  // shortRunWide reads all but the last
+		}{
+			{"image", []int{0}, true},
+			{"fraction digits", []int{1}, true},
+			{"midpoints", []int{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2}, false},
+			{"short forms", []int{0, 0, 0, 0, 1}, true},
+			{"python", []int{6}, true},
+			{"python and shortest", []int{0, 6}, true},
+			{"python, small values", []int{3}, false},
+			{"long midpoints", []int{6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 7}, false},
+			{"every form", []int{0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 6, 6, 6, 6, 7, 8, 9}, false},
+			{"exact ties among short forms", []int{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9}, false},
+		} {
+			for _, sep := range []string{",", ", ", "mixed"} {
+				t.Run(w.name+" "+mix.name+" "+strconv.Quote(sep), func(t *testing.T) {
+					w.use(t)
+					texts, body := numberRun(r, 8000, sep, wideElements, mix.forms, 80) // more than one shortLanesChunk
+					read := checkRun(t, "shortRunWide", shortRunWide, body)
+					switch {
+					case !w.avx512 && !w.avx2:
+						if read != 0 {
+							t.Errorf("shortRunWide read %d numbers without its kernels", read)
+						}
+					case mix.all && read != len(texts)-1:
+						t.Errorf("shortRunWide read %d numbers, want all but the last, %d", read, len(texts)-1)
+					case strings.Contains(mix.name, "midpoints") && sep == "," && read < len(texts)/2:
+						t.Errorf("shortRunWide read %d numbers of %d, want most", read, len(texts))
+					}
+					checkDecodeRun(t, texts, body, true, true)
+					checkDecodeRun(t, texts, body, true, false)
+					checkDecodeRun(t, texts, body, false, false)
+				})
+			}
+		}
+	}
+}
+
+// TestShortRunWideStops checks where shortRunWide stops with each of its
+// kernels: at the end of the run, at the end of the body, and where the
+// form changes for good.
+func TestShortRunWideStops(t *testing.T) {
+	many := strings.Repeat("0.5,", 600)
+	for _, w := range wideSettings() {
+		for _, tt := range []struct {
+			name string
+			in   string
+			want int // numbers read; -1 for any number
+		}{
+			{"end of the run", many + `1], "y": [` + many + "1]", 600},
+			{"a string", many + `"a",` + many + "1]", 600},
+			{"a nested array", many + "[1]," + many + "1]", 600},
+			{"two spaces", many + "1.5,  " + many + "1]", 601},
+			{"python after", many + strings.Repeat("0.12345678901234567,", 600) + "1]", -1},
+			{"python first", strings.Repeat("0.12345678901234567,", 600) + many + "1]", 1200},
+			{"python and more", strings.Repeat("-0.0012345679104328156, ", 600) + many + "1]", 1200},
+			{"too long for a lane and the next", strings.Repeat("0.12345678901234567890123456789012,", 600) + "1]", 0},
+			{"short", strings.Repeat("0.5,", 100) + "1]", 0},
+			{"no end of the array", many + many, -1},
+		} {
+			t.Run(w.name+" "+tt.name, func(t *testing.T) {
+				w.use(t)
+				got := checkRun(t, "shortRunWide", shortRunWide, []byte(tt.in+strings.Repeat(" ", wideRoom)))
+				want := tt.want
+				if !w.avx512 && !w.avx2 {
+					want = 0
 				}
-				checkDecodeRun(t, texts, body, true, true)
-				checkDecodeRun(t, texts, body, false, false)
+				if want >= 0 && got != want {
+					t.Errorf("shortRunWide read %d numbers, want %d", got, want)
+				}
 			})
 		}
 	}
 }
 
-// TestShortRunWideStops checks where shortRunWide stops: at the end of
-// the run, at the end of the body, and where the form changes for good.
-func TestShortRunWideStops(t *testing.T) {
-	many := strings.Repeat("0.5,", 600)
-	for _, tt := range []struct {
-		name string
-		in   string
-		want int // numbers read; -1 for any number
-	}{
-		{"end of the run", many + `1], "y": [` + many + "1]", 600},
-		{"a string", many + `"a",` + many + "1]", 600},
-		{"a nested array", many + "[1]," + many + "1]", 600},
-		{"two spaces", many + "1.5,  " + many + "1]", 601},
-		{"python after", many + strings.Repeat("0.12345678901234567,", 600) + "1]", -1},
-		{"python first", strings.Repeat("0.12345678901234567,", 600) + many + "1]", 1200},
-		{"python and more", strings.Repeat("-0.0012345679104328156, ", 600) + many + "1]", 1200},
-		{"too long for a lane and the next", strings.Repeat("0.12345678901234567890123456789012,", 600) + "1]", 0},
-		{"short", strings.Repeat("0.5,", 100) + "1]", 0},
-		{"no end of the array", many + many, -1},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			got := checkRun(t, "shortRunWide", shortRunWide, []byte(tt.in+strings.Repeat(" ", wideRoom)))
-			if haveWide && tt.want >= 0 && got != tt.want {
-				t.Errorf("shortRunWide read %d numbers, want %d", got, tt.want)
-			}
-		})
-	}
-}
-
-// FuzzShortRunWide: what shortRunWide reads of a long run made of the
-// fuzzed text are JSON numbers, each followed by a comma, with the values
-// of strconv.ParseFloat.
+// FuzzShortRunWide: what shortRunWide reads with each of its kernels of a
+// long run made of the fuzzed text are JSON numbers, each followed by a
+// comma, with the values of strconv.ParseFloat.
 func FuzzShortRunWide(f *testing.F) {
 	for _, s := range []string{"0.12345679", "-1.7922626, 2.1179039", "0.5, -0.25", "1.5e3", "1.00000005960464",
 		"9.99999999999999", "-0.0", "1", `"NaN"`, "0.5]", "1.,2", " -1.5", "- 1.5", "1.5 ,2",
@@ -555,10 +615,15 @@ func FuzzShortRunWide(f *testing.F) {
 			return
 		}
 		run := strings.Repeat(text+",", 2*shortLanesMin/(len(text)+1)+2)
-		checkRun(t, "shortRunWide", shortRunWide, []byte(run+"1]"+strings.Repeat(" ", wideRoom)))
-		checkRun(t, "shortRunWide", shortRunWide, []byte(run+text+", "+run+"1]"))
 		// Among numbers of both kernels' forms, in groups of eight.
 		mixed := strings.Repeat("-0.12345678901234567,"+text+", 1.25,", shortLanesMin/(len(text)+24)+2)
-		checkRun(t, "shortRunWide", shortRunWide, []byte(mixed+mixed+"1]"+strings.Repeat(" ", wideRoom)))
+		for _, w := range wideSettings() {
+			haveW, haveA := haveWide, haveAVX2
+			haveWide, haveAVX2 = w.avx512, w.avx2
+			checkRun(t, "shortRunWide", shortRunWide, []byte(run+"1]"+strings.Repeat(" ", wideRoom)))
+			checkRun(t, "shortRunWide", shortRunWide, []byte(run+text+", "+run+"1]"))
+			checkRun(t, "shortRunWide", shortRunWide, []byte(mixed+mixed+"1]"+strings.Repeat(" ", wideRoom)))
+			haveWide, haveAVX2 = haveW, haveA
+		}
 	})
 }

@@ -789,9 +789,10 @@ func firstNonFinite(dt string, data any) (int, string) {
 // firstNonFinite32 returns the index of the first NaN or ±Inf of d, or -1.
 func firstNonFinite32(d []float32) int {
 	base := 0
-	if haveWide && len(d) >= 64 {
-		// With AVX-512, blocks of 64 values at a time up to the one that
-		// holds the first value not finite, which the loop below finds.
+	if (haveWide || haveAVX2) && len(d) >= 64 {
+		// With AVX-512 or AVX2, blocks of 64 values at a time up to the
+		// one that holds the first value not finite, which the loop below
+		// finds.
 		base = nonFiniteBlocks(d)
 	}
 	if i := firstNonFinite32SWAR(d[base:]); i >= 0 {

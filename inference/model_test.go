@@ -595,11 +595,13 @@ func TestFirstNonFinite32(t *testing.T) {
 	specials := []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)),
 		math.Float32frombits(0x7fc00001), math.Float32frombits(0xff800001)}
 	finite := []float32{math.MaxFloat32, -math.MaxFloat32, math.Float32frombits(0x7f7fffff), math.SmallestNonzeroFloat32, 0, -1.5}
-	// Sizes around the AVX-512 blocks of 64, with the assembly on and off.
-	defer func(w bool) { haveWide = w }(haveWide)
-	for _, wide := range []bool{haveWide, false} {
-		haveWide = wide
-		checkFirstNonFinite32(t, plain, specials, finite)
+	// Sizes around the blocks of 64, with each assembly loop and
+	// without.
+	for _, w := range append(wideSettings(), wideSetting{"none", false, false}) {
+		t.Run(w.name, func(t *testing.T) {
+			w.use(t)
+			checkFirstNonFinite32(t, plain, specials, finite)
+		})
 	}
 }
 
@@ -619,7 +621,7 @@ func checkFirstNonFinite32(t *testing.T, plain func([]float32) int, specials, fi
 				for _, sp := range specials {
 					d[pos] = sp
 					if got, want := firstNonFinite32(d), plain(d); got != want || want != pos {
-						t.Fatalf("AVX-512 %v, offset %d, n %d, %v at %d: got %d, want %d", haveWide, off, n, sp, pos, got, want)
+						t.Fatalf("AVX-512 %v, AVX2 %v, offset %d, n %d, %v at %d: got %d, want %d", haveWide, haveAVX2, off, n, sp, pos, got, want)
 					}
 					if pos+3 < n {
 						d[pos+3] = sp
@@ -637,7 +639,7 @@ func checkFirstNonFinite32(t *testing.T, plain func([]float32) int, specials, fi
 
 // FuzzFirstNonFinite32 reads the fuzzed bytes as float32 values, from
 // each of the first four offsets: firstNonFinite32 must find what a plain
-// loop finds, with the assembly on and off.
+// loop finds, with each assembly loop and without.
 func FuzzFirstNonFinite32(f *testing.F) {
 	nan := math.Float32bits(float32(math.NaN()))
 	seed := make([]byte, 4*300)
@@ -654,8 +656,8 @@ func FuzzFirstNonFinite32(f *testing.F) {
 		for i := range all {
 			all[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
 		}
-		supported := haveWide
-		defer func() { haveWide = supported }()
+		haveW, haveA := haveWide, haveAVX2
+		defer func() { haveWide, haveAVX2 = haveW, haveA }()
 		for off := range min(4, len(all)+1) {
 			d := all[off:]
 			want := -1
@@ -665,10 +667,10 @@ func FuzzFirstNonFinite32(f *testing.F) {
 					break
 				}
 			}
-			for _, wide := range []bool{true, false} {
-				haveWide = wide && supported
+			for _, w := range append(wideSettings(), wideSetting{"none", false, false}) {
+				haveWide, haveAVX2 = w.avx512, w.avx2
 				if got := firstNonFinite32(d); got != want {
-					t.Fatalf("AVX-512 %v, offset %d of %d values: got %d, want %d", haveWide, off, len(all), got, want)
+					t.Fatalf("%s, offset %d of %d values: got %d, want %d", w.name, off, len(all), got, want)
 				}
 			}
 		}
