@@ -1,6 +1,9 @@
 package abgate
 
-import "context"
+import (
+	"context"
+	"fmt"
+)
 
 type ctxKey int
 
@@ -29,7 +32,26 @@ func ActorFromContext(ctx context.Context) Actor {
 
 // NewContextWithRequestID returns a copy of ctx carrying a request id.
 func NewContextWithRequestID(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, requestIDKey, id)
+	return &requestIDCtx{Context: ctx, id: id}
+}
+
+// requestIDCtx is context.WithValue(ctx, requestIDKey, id) in one
+// allocation rather than two (the context and the id boxed into an
+// interface): every request takes one.
+type requestIDCtx struct {
+	context.Context
+	id string
+}
+
+func (c *requestIDCtx) Value(key any) any {
+	if k, ok := key.(ctxKey); ok && k == requestIDKey {
+		return c.id
+	}
+	return c.Context.Value(key)
+}
+
+func (c *requestIDCtx) String() string {
+	return fmt.Sprintf("%v.WithValue(request id, %q)", c.Context, c.id)
 }
 
 // RequestIDFromContext returns the request id stored in ctx, or "".

@@ -346,8 +346,17 @@ func (s *Server) infer(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	out := s.buffer(0)
-	defer s.release(out)
+	var out *bytes.Buffer
+	if headerLen < 0 && floats == nil && c.Request.Context().Err() == nil {
+		// A JSON request's decoded tensors do not refer to its body:
+		// the answer is written into the body's buffer, which the
+		// deferred release gives back.
+		out = body
+		out.Reset()
+	} else {
+		out = s.buffer(0)
+		defer s.release(out)
+	}
 	flags, isBinary := outputFlags(resp, binaryDefault, binaryOut)
 	if !isBinary {
 		out.Write(AppendInferResponse(out.AvailableBuffer(), resp))
@@ -404,7 +413,12 @@ func writeAnswer(c *gin.Context, contentType []string, body []byte) {
 // binaryHeaderLen returns the value of the Inference-Header-Content-Length
 // header, -1 when absent: the request is then JSON.
 func binaryHeaderLen(h http.Header) (int, error) {
-	v := h.Get(InferenceHeaderContentLength)
+	// The map is read with the canonical key as it stands, as Get would
+	// after canonicalizing it.
+	var v string
+	if vs := h[InferenceHeaderContentLength]; len(vs) > 0 {
+		v = vs[0]
+	}
 	if v == "" {
 		return -1, nil
 	}
@@ -504,7 +518,14 @@ func (s *Server) readBody(r *http.Request, buf *bytes.Buffer, pad int, expected 
 	}
 	buf.Grow(s.bodySize(r, pad)) // nothing to do for a buffer taken with that size
 	buf.Write(make([]byte, pad))
-	_, err := buf.ReadFrom(http.MaxBytesReader(nil, r.Body, s.opts.MaxBodyBytes))
+	body := r.Body
+	if r.ContentLength < 0 {
+		// A body of unknown length is stopped at the limit. One of
+		// declared length was checked against it above, and net/http
+		// (as the router's local backend) gives no more than that.
+		body = http.MaxBytesReader(nil, body, s.opts.MaxBodyBytes)
+	}
+	_, err := buf.ReadFrom(body)
 	if err != nil {
 		if _, ok := err.(*http.MaxBytesError); ok {
 			return nil, err

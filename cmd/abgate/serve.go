@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
@@ -293,6 +294,13 @@ func recovery(log *slog.Logger) gin.HandlerFunc {
 // canonicalize the key into a new string on every request.
 const requestIDHeader = "X-Request-Id"
 
+// madeID is an id that requestIDs made: its text, never changed once
+// written, and the answer's header value that holds it.
+type madeID struct {
+	text  [32]byte
+	value [1]string
+}
+
 // requestIDs returns the middleware that propagates the client's
 // X-Request-ID (when sane) or makes one, and puts it in the request context
 // and in the answer. Ids it makes are 16 bytes drawn at random once, with a
@@ -306,15 +314,21 @@ func requestIDs() gin.HandlerFunc {
 	var n atomic.Uint64
 	return func(c *gin.Context) {
 		var id string
+		var value []string // the answer's header value
 		if v := c.Request.Header[requestIDHeader]; len(v) > 0 {
-			id = v[0]
+			id, value = v[0], v[:1:1]
 		}
 		if id == "" || len(id) > 128 {
+			// The id's text and the header's value in one allocation.
+			m := new(madeID)
 			b := seed
 			binary.BigEndian.PutUint64(b[8:], base+n.Add(1))
-			id = hex.EncodeToString(b[:])
+			hex.Encode(m.text[:], b[:])
+			id = unsafe.String(&m.text[0], len(m.text))
+			m.value[0] = id
+			value = m.value[:]
 		}
-		c.Writer.Header()[requestIDHeader] = []string{id}
+		c.Writer.Header()[requestIDHeader] = value
 		c.Request = c.Request.WithContext(abgate.NewContextWithRequestID(c.Request.Context(), id))
 		c.Next()
 	}
