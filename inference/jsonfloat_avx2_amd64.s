@@ -1,6 +1,7 @@
 //go:build amd64 && !purego
 
 #include "textflag.h"
+#include "jsonfloat_amd64.h"
 
 // Constants of shortWideAVX2, 32 bytes each (memory operands of the
 // kernel's instructions): the bytes 1, ' ', '-', '.', '0', 9 and ','; the
@@ -290,28 +291,9 @@ have: \
 	CMPQ AX, R9; \
 	JHI stopEnd
 
-// EXITS2 returns where the group kept in next starts, DI, and whether a
-// number stopped the kernel (stop) or the end of its bytes or of out
-// (stopEnd); done returns before any group.
-#define EXITS2 \
-stop: \
-	MOVQ $1, R11; \
-	JMP exit; \
-stopEnd: \
-	XORQ R11, R11; \
-exit: \
-	MOVQ next+32(FP), R10; \
-	INCQ R10; \
-	MOVQ R10, next+32(FP); \
-	MOVQ DI, outNext+40(FP); \
-	MOVB R11, failed+48(FP); \
-	VZEROUPPER; \
-	RET; \
-done: \
-	MOVQ BX, next+32(FP); \
-	MOVQ DI, outNext+40(FP); \
-	MOVB $0, failed+48(FP); \
-	RET
+// GROUPSTARTR10 puts the start of the group (kept in next) in R10, for
+// EXITS.
+#define GROUPSTARTR10 MOVQ next+32(FP), R10
 
 // func shortWideAVX2(p, end, out unsafe.Pointer, outEnd uintptr) (next, outNext uintptr, failed bool)
 //
@@ -393,7 +375,7 @@ group:
 	STORE2
 	JMP group
 
-	EXITS2
+	EXITS
 
 // func longWideAVX2(p, end, out unsafe.Pointer, outEnd uintptr) (next, outNext uintptr, failed bool)
 //
@@ -456,4 +438,4 @@ group:
 	STORE2
 	JMP group
 
-	EXITS2
+	EXITS

@@ -1,6 +1,7 @@
 //go:build amd64 && !purego
 
 #include "textflag.h"
+#include "jsonfloat_amd64.h"
 
 // Constants of shortWideAVX512, each broadcast to a whole register: the
 // bytes 1, ' ', '-', '.', '0', 9 and ','; the digit multipliers 10, 1 (as
@@ -159,28 +160,9 @@ have: \
 	VMOVUPS Y9, (DI); \
 	ADDQ $32, DI
 
-// EXITS returns where the group at X11 starts, DI, and whether a number
-// stopped the kernel (stop) or the end of its bytes or of out (stopEnd);
-// done returns before any group.
-#define EXITS \
-stop: \
-	MOVQ $1, R11; \
-	JMP exit; \
-stopEnd: \
-	XORQ R11, R11; \
-exit: \
-	VMOVQ X11, R10; \
-	INCQ R10; \
-	MOVQ R10, next+32(FP); \
-	MOVQ DI, outNext+40(FP); \
-	MOVB R11, failed+48(FP); \
-	VZEROUPPER; \
-	RET; \
-done: \
-	MOVQ BX, next+32(FP); \
-	MOVQ DI, outNext+40(FP); \
-	MOVB $0, failed+48(FP); \
-	RET
+// GROUPSTARTR10 puts the start of the group (kept in X11) in R10, for
+// EXITS.
+#define GROUPSTARTR10 VMOVQ X11, R10
 
 // ENTRY reads the arguments of a kernel: BX the first number, R8 the
 // end, DI and R9 out and its end, SI the byte before the first number
