@@ -518,12 +518,15 @@ func (s *Server) readBody(r *http.Request, buf *bytes.Buffer, pad int, expected 
 	}
 	buf.Grow(s.bodySize(r, pad)) // nothing to do for a buffer taken with that size
 	buf.Write(make([]byte, pad))
-	body := r.Body
+	body, done := wholeBody(r)
+	if done != nil {
+		defer done()
+	}
 	if r.ContentLength < 0 {
 		// A body of unknown length is stopped at the limit. One of
 		// declared length was checked against it above, and net/http
 		// (as the router's local backend) gives no more than that.
-		body = http.MaxBytesReader(nil, body, s.opts.MaxBodyBytes)
+		body = http.MaxBytesReader(nil, r.Body, s.opts.MaxBodyBytes)
 	}
 	_, err := buf.ReadFrom(body)
 	if err != nil {

@@ -56,7 +56,9 @@ func newTestServerWith(t testing.TB, dir string, opts Options) *testServer {
 	gin.SetMode(gin.TestMode)
 	r := gin.New()
 	s.Mount(r)
-	hs := httptest.NewServer(r)
+	hs := httptest.NewUnstartedServer(r)
+	WaitForBodies(hs.Config)
+	hs.Start()
 	t.Cleanup(hs.Close)
 	return &testServer{Server: s, repo: repo, dir: dir, url: hs.URL, reg: reg}
 }

@@ -77,15 +77,24 @@ func inferenceCmd(ctx context.Context, args []string, getenv func(string) string
 	return nil
 }
 
-// listenAndServe serves h on cfg.Listen until ctx is done, then drains
-// in-flight requests for at most cfg.ShutdownTimeout.
-func listenAndServe(ctx context.Context, cfg *Config, h http.Handler, log *slog.Logger) error {
+// newHTTPServer returns the HTTP server of h that every command serves
+// with (and the bench measures): header and idle timeouts, errors logged
+// to log, and large inference bodies read whole.
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	inference.WaitForBodies(srv)
+	return srv
+}
+
+// listenAndServe serves h on cfg.Listen until ctx is done, then drains
+// in-flight requests for at most cfg.ShutdownTimeout.
+func listenAndServe(ctx context.Context, cfg *Config, h http.Handler, log *slog.Logger) error {
+	srv := newHTTPServer(h, log)
 	ln, err := listen(cfg.Listen)
 	if err != nil {
 		return err
