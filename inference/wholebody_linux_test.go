@@ -343,3 +343,30 @@ func TestWholeBody(t *testing.T) {
 		})
 	}
 }
+
+// TestWaitForBodiesExpectContinue: a client that sends its body only
+// after "100 Continue" is not kept waiting for a body it has not sent.
+func TestWaitForBodiesExpectContinue(t *testing.T) {
+	addr, _ := wholeBodyServer(t, nil)
+	head, body, want := cnnBinaryRequest(t, 7)
+	c := dial(t, addr)
+	head = strings.Replace(head, "\r\n\r\n", "\r\nExpect: 100-continue\r\n\r\n", 1)
+	if _, err := io.WriteString(c, head); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	line, err := br.ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(line, "HTTP/1.1 100 ") {
+		t.Fatalf("first line %q, want 100 Continue", line)
+	}
+	if blank, err := br.ReadString('\n'); err != nil || blank != "\r\n" {
+		t.Fatalf("after 100 Continue: %q, %v", blank, err)
+	}
+	if _, err := c.Write(body); err != nil {
+		t.Fatal(err)
+	}
+	readAnswer(t, br, want)
+}
