@@ -83,23 +83,24 @@ func wholeBody(r *http.Request) (io.Reader, func()) {
 	return w, w.done
 }
 
-// wholeReader reads a body of known length from a connection, lowering
-// nothing before its first read (which takes what net/http has buffered)
-// and, before each later one, asking the socket to wait for the rest.
+// wholeReader reads a body of known length from a connection. Its first
+// read takes what net/http has buffered (or what has come); before each
+// later one, the socket's low mark is set to the rest of the body.
 type wholeReader struct {
-	r     io.Reader
-	raw   syscall.RawConn
-	left  int64 // bytes of the body not read yet
-	reads int
-	set   bool // the socket's low mark is raised
+	r       io.Reader
+	raw     syscall.RawConn
+	left    int64 // bytes of the body not read yet
+	started bool  // a read was made
+	set     bool  // the socket's low mark is raised
 }
 
+// Read implements io.Reader.
 func (w *wholeReader) Read(p []byte) (int, error) {
-	if w.reads > 0 && w.left > 0 {
+	if w.started && w.left > 0 {
 		setRcvlowat(w.raw, int(min(w.left, wholeBodyMax)))
 		w.set = true
 	}
-	w.reads++
+	w.started = true
 	n, err := w.r.Read(p)
 	w.left -= int64(n)
 	return n, err
