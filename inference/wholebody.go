@@ -91,14 +91,14 @@ type wholeReader struct {
 	raw     syscall.RawConn
 	left    int64 // bytes of the body not read yet
 	started bool  // a read was made
-	set     bool  // the socket's low mark is raised
+	mark    int   // the socket's low mark as set, 0 while not raised
 }
 
 // Read implements io.Reader.
 func (w *wholeReader) Read(p []byte) (int, error) {
-	if w.started && w.left > 0 {
-		setRcvlowat(w.raw, int(min(w.left, wholeBodyMax)))
-		w.set = true
+	if mark := int(min(w.left, wholeBodyMax)); w.started && mark > 0 && mark != w.mark {
+		setRcvlowat(w.raw, mark)
+		w.mark = mark
 	}
 	w.started = true
 	n, err := w.r.Read(p)
@@ -109,8 +109,8 @@ func (w *wholeReader) Read(p []byte) (int, error) {
 // done puts the socket's low mark back to one byte, for the next request
 // on the connection and net/http's watch for the client going away.
 func (w *wholeReader) done() {
-	if w.set {
+	if w.mark != 0 {
 		setRcvlowat(w.raw, 1)
-		w.set = false
+		w.mark = 0
 	}
 }
