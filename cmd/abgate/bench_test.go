@@ -116,6 +116,30 @@ func TestBenchInference(t *testing.T) {
 			t.Errorf("no target line for %s", target)
 		}
 	}
+
+	// The ceiling is the best of the in-process configurations measured
+	// again beside the server loads.
+	out := stdout.String()
+	m := regexp.MustCompile(`(?m)^# cnn ceiling: the best of (.+), measured again between the server loads$`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatal("no line naming the ceiling's candidates")
+	}
+	best := 0.0
+	for _, name := range strings.Split(m[1], ", ") {
+		r := regexp.MustCompile(`(?m)^# ` + regexp.QuoteMeta(name) + ` ([0-9]+\.[0-9]) items/s, per round `).FindStringSubmatch(out)
+		if r == nil {
+			t.Fatalf("candidate %s: no line with its rate beside the server loads", name)
+		}
+		v, _ := strconv.ParseFloat(r[1], 64)
+		best = max(best, v)
+	}
+	j := regexp.MustCompile(`(?m)^bench: cnn-json-vs-inprocess value=\S+ items/s baseline=([0-9.]+) `).FindStringSubmatch(out)
+	if j == nil {
+		t.Fatal("no cnn-json-vs-inprocess line")
+	}
+	if got, _ := strconv.ParseFloat(j[1], 64); got != best {
+		t.Errorf("ceiling %g, want the best of the candidates, %g", got, best)
+	}
 }
 
 func TestBenchFlags(t *testing.T) {
@@ -126,25 +150,25 @@ func TestBenchFlags(t *testing.T) {
 		want    benchOptions
 		wantErr string // "" = no error; "usage" = errUsage
 	}{
-		{"defaults", nil, nil, benchOptions{ORTLib: "./lib/libonnxruntime.so.1", Duration: 5 * time.Second, Concurrency: 32, Rounds: 8, Client: clientLean}, ""},
+		{"defaults", nil, nil, benchOptions{ORTLib: "./lib/libonnxruntime.so.1", Duration: 20 * time.Second, Concurrency: 32, Rounds: 32, Client: clientLean}, ""},
 		{"flags", []string{"--duration", "1s", "--concurrency", "8", "--rounds", "1", "--ort-lib", "/x.so", "--client", "net/http", "--only", "cnn", "--cpuprofile", "/tmp/p"}, nil,
 			benchOptions{ORTLib: "/x.so", Duration: time.Second, Concurrency: 8, Rounds: 1, Client: clientStdlib, Only: "cnn", CPUProfile: "/tmp/p"}, ""},
 		{"environment", nil, map[string]string{"ABGATE_BENCH_DURATION": "2s", "ABGATE_BENCH_CONCURRENCY": "4", "ABGATE_BENCH_ROUNDS": "2", "ABGATE_ORT_LIB": "/y.so"},
 			benchOptions{ORTLib: "/y.so", Duration: 2 * time.Second, Concurrency: 4, Rounds: 2, Client: clientLean}, ""},
 		{"flags win", []string{"--concurrency", "16"}, map[string]string{"ABGATE_BENCH_CONCURRENCY": "4"},
-			benchOptions{ORTLib: "./lib/libonnxruntime.so.1", Duration: 5 * time.Second, Concurrency: 16, Rounds: 8, Client: clientLean}, ""},
+			benchOptions{ORTLib: "./lib/libonnxruntime.so.1", Duration: 20 * time.Second, Concurrency: 16, Rounds: 32, Client: clientLean}, ""},
 		{"model config", []string{"--model-config", "instances: 1\nmax_queue_delay_us: 300"}, nil,
-			benchOptions{ORTLib: "./lib/libonnxruntime.so.1", Duration: 5 * time.Second, Concurrency: 32, Rounds: 8, Client: clientLean, ModelConfig: "instances: 1\nmax_queue_delay_us: 300\n"}, ""},
+			benchOptions{ORTLib: "./lib/libonnxruntime.so.1", Duration: 20 * time.Second, Concurrency: 32, Rounds: 32, Client: clientLean, ModelConfig: "instances: 1\nmax_queue_delay_us: 300\n"}, ""},
 		{"unknown model config key", []string{"--model-config", "instancez: 1"}, nil, benchOptions{}, `--model-config: line 1: unknown field "instancez"`},
 		{"bad model config value", []string{"--model-config", "instances: 0"}, nil, benchOptions{}, `--model-config: `},
 		{"unknown client", []string{"--client", "curl"}, nil, benchOptions{}, `--client must be lean, writev or net/http, got "curl"`},
 		{"writev client", []string{"--client", "writev"}, nil,
-			benchOptions{ORTLib: "./lib/libonnxruntime.so.1", Duration: 5 * time.Second, Concurrency: 32, Rounds: 8, Client: clientWritev}, ""},
+			benchOptions{ORTLib: "./lib/libonnxruntime.so.1", Duration: 20 * time.Second, Concurrency: 32, Rounds: 32, Client: clientWritev}, ""},
 		{"unknown model", []string{"--only", "resnet"}, nil, benchOptions{}, `--only must be cnn or tabular, got "resnet"`},
 		{"zero duration", []string{"--duration", "0s"}, nil, benchOptions{}, "--duration must be above 0"},
 		{"long duration", []string{"--duration", "1h"}, nil, benchOptions{}, "--duration must be above 0 and at most 2m0s"},
 		{"zero concurrency", []string{"--concurrency", "0"}, nil, benchOptions{}, "--concurrency must be between 1 and 1024"},
-		{"too many rounds", []string{"--rounds", "100"}, nil, benchOptions{}, "--rounds must be between 1 and 20"},
+		{"too many rounds", []string{"--rounds", "100"}, nil, benchOptions{}, "--rounds must be between 1 and 64"},
 		{"bad environment", nil, map[string]string{"ABGATE_BENCH_DURATION": "soon"}, benchOptions{}, `ABGATE_BENCH_DURATION="soon"`},
 		{"argument", []string{"extra"}, nil, benchOptions{}, "takes no arguments"},
 		{"unknown flag", []string{"--listen", ":1"}, nil, benchOptions{}, "usage"},
