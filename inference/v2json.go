@@ -809,6 +809,12 @@ func (s *scanner) parameters(what string) (map[string]any, error) {
 		return nil, s.kindError(what, "an object")
 	}
 	start := s.i
+	if p, ok := s.flatParameters(); ok {
+		return p, nil
+	}
+	// Nested values, and anything that is not valid JSON, go through
+	// encoding/json, which decides and words the errors.
+	s.i = start
 	if err := s.skip(); err != nil {
 		return nil, err
 	}
@@ -820,6 +826,85 @@ func (s *scanner) parameters(what string) (map[string]any, error) {
 		return nil, nil
 	}
 	return p, nil
+}
+
+// flatParameters reads, at a '{', a parameters object whose values are
+// strings, numbers, booleans or null, as the protocol's own parameters
+// (binary_data_size, binary_data, classification, ...) are, into what
+// encoding/json would decode (numbers as float64, nil for an empty
+// object), in a fraction of its time: a binary request carries such an
+// object per tensor. It returns false, at an undefined position, for any
+// other object, valid or not.
+func (s *scanner) flatParameters() (map[string]any, bool) {
+	s.i++ // '{'
+	if s.peek() == '}' {
+		s.i++
+		return nil, true
+	}
+	var p map[string]any
+	for {
+		if s.peek() != '"' {
+			return nil, false
+		}
+		key, err := s.rawString()
+		if err != nil || s.peek() != ':' {
+			return nil, false
+		}
+		s.i++
+		var v any
+		switch c := s.peek(); {
+		case c == '"':
+			b, err := s.rawString()
+			if err != nil {
+				return nil, false
+			}
+			v = string(b)
+		case s.literal("true"):
+			v = true
+		case s.literal("false"):
+			v = false
+		case s.literal("null"):
+			v = nil
+		case c == '-' || (c >= '0' && c <= '9'):
+			var n number
+			end, ok := n.scan(s.b, s.i)
+			if !ok {
+				return nil, false
+			}
+			f, err := strconv.ParseFloat(string(s.b[s.i:end]), 64)
+			if err != nil {
+				return nil, false // out of float64's range
+			}
+			v, s.i = f, end
+		default:
+			return nil, false
+		}
+		if p == nil {
+			p = make(map[string]any, 1)
+		}
+		p[paramKey(key)] = v
+		switch s.peek() {
+		case ',':
+			s.i++
+		case '}':
+			s.i++
+			return p, true
+		default:
+			return nil, false
+		}
+	}
+}
+
+// paramKey returns key as a string, without a copy for the protocol's
+// own parameters.
+func paramKey(key []byte) string {
+	switch string(key) {
+	case ParamBinaryDataSize:
+		return ParamBinaryDataSize
+	case ParamBinaryData:
+		return ParamBinaryData
+	}
+	return string(key)
 }
 
 // unknownKey is the error for a key the protocol does not have.

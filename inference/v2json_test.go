@@ -659,3 +659,65 @@ func TestDecodeNested(t *testing.T) {
 		}
 	}
 }
+
+// checkParameters checks that the scanner reads the parameters object
+// body, followed by nothing else, as encoding/json does: the same map
+// (nil for an empty object), or an error where encoding/json fails.
+func checkParameters(t *testing.T, body []byte) {
+	t.Helper()
+	var want map[string]any
+	wantErr := json.Unmarshal(body, &want)
+	if len(want) == 0 {
+		want = nil
+	}
+	s := scanner{b: body}
+	got, err := s.parameters("parameters")
+	if err == nil {
+		err = s.end()
+	}
+	switch {
+	case wantErr != nil && err == nil:
+		t.Fatalf("parameters %q: got %v, want an error as encoding/json's %v", body, got, wantErr)
+	case wantErr == nil && err != nil:
+		t.Fatalf("parameters %q: %v, want %v", body, err, want)
+	case err == nil && !reflect.DeepEqual(got, want):
+		t.Fatalf("parameters %q: got %#v, want %#v", body, got, want)
+	}
+}
+
+// TestParameters: objects of scalars take the scanner's own path, the
+// others encoding/json's, and both read what encoding/json reads.
+func TestParameters(t *testing.T) {
+	for _, body := range []string{
+		`{}`, ` { } `,
+		`{"binary_data_size":602112}`,
+		`{"binary_data": true, "classification": 3}`,
+		`{"a":"x","b":false,"c":null,"d":-1.5e-3,"e":0,"f":"\u00e9\n","g":"日本"}`,
+		`{"a":1,"a":2}`, // the last wins
+		`{"big":1e308,"small":5e-324,"tiny":1e-400}`, // 1e-400 is 0
+		`{"huge":1e400}`,             // out of range: an error
+		`{"n":[1,2],"o":{"p":null}}`, // nested: encoding/json
+		`{"s":"\ud800"}`,             // a lone surrogate, replaced
+		"{\"s\":\"\xff\"}",           // invalid UTF-8, replaced
+		`{"a":01}`, `{"a":1.}`, `{"a":-}`, `{"a":tru}`, `{"a":truex}`, `{"a":1,}`,
+		`{"a" 1}`, `{a:1}`, `{"a":1`, `{"a":"x}`, `{"a":+1}`, `{"a":1}}`,
+	} {
+		checkParameters(t, []byte(body))
+	}
+}
+
+// FuzzParameters: any object reads as encoding/json reads it.
+func FuzzParameters(f *testing.F) {
+	for _, s := range []string{
+		`{"binary_data_size":602112}`, `{"binary_data":false,"x":null}`,
+		`{"a":"\u00e9","b":-0.5e+2,"c":[true]}`, `{"a":1e400}`, `{}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if bytes.IndexByte(bytes.TrimLeft(body, " \t\r\n"), '{') != 0 {
+			return // parameters must be an object: an error either way
+		}
+		checkParameters(t, body)
+	})
+}
