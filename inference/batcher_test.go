@@ -948,3 +948,100 @@ func TestBatcherBatchCancelledWhenAllGiveUp(t *testing.T) {
 		}
 	}
 }
+
+// countThreadLocks makes lockThread and unlockThread count their calls,
+// still locking, until t ends.
+func countThreadLocks(t *testing.T) (locks, unlocks *atomic.Int32) {
+	locks, unlocks = new(atomic.Int32), new(atomic.Int32)
+	lock, unlock := lockThread, unlockThread
+	lockThread = func() { locks.Add(1); lock() }
+	unlockThread = func() { unlocks.Add(1); unlock() }
+	t.Cleanup(func() { lockThread, unlockThread = lock, unlock })
+	return locks, unlocks
+}
+
+// TestThreadPin: a worker keeps its thread from its first long run on,
+// while the moving average of its runs stays at least unpinRunTime, and
+// gives it back when it ends.
+func TestThreadPin(t *testing.T) {
+	locks, unlocks := countThreadLocks(t)
+	var p threadPin
+	for range 20 {
+		p.observe(50 * time.Microsecond)
+	}
+	if locks.Load() != 0 || p.locked {
+		t.Fatalf("runs of 50 µs locked the thread")
+	}
+	// The average climbs by an eighth of the gap a run: from 50 µs to
+	// 200 µs takes a few runs of 1 ms.
+	runs := 0
+	for !p.locked {
+		p.observe(time.Millisecond)
+		runs++
+		if runs > 10 {
+			t.Fatalf("10 runs of 1 ms did not lock the thread (average %v)", p.avg)
+		}
+	}
+	if runs < 2 {
+		t.Errorf("one run of 1 ms after runs of 50 µs locked the thread (average %v); want the average to follow", p.avg)
+	}
+	for range 3 {
+		p.observe(0) // short runs, the average still over unpinRunTime
+	}
+	if !p.locked || unlocks.Load() != 0 {
+		t.Fatalf("three short runs unlocked the thread at average %v", p.avg)
+	}
+	for p.locked {
+		p.observe(10 * time.Microsecond)
+	}
+	if p.avg >= unpinRunTime || p.avg < unpinRunTime*7/8-10*time.Microsecond {
+		t.Errorf("unlocked at average %v, want just under %v", p.avg, unpinRunTime)
+	}
+	p.observe(time.Second)
+	p.release()
+	if got, want := [2]int32{locks.Load(), unlocks.Load()}, [2]int32{2, 2}; got != want {
+		t.Errorf("locks, unlocks: got %v, want %v", got, want)
+	}
+	var first threadPin
+	first.observe(300 * time.Microsecond)
+	if !first.locked {
+		t.Errorf("a first run of 300 µs did not lock the thread")
+	}
+	first.release()
+}
+
+// TestBatcherPinsLongRuns: workers whose runs take long lock their
+// threads, and unlock them when the Batcher closes; workers of short
+// runs do not.
+func TestBatcherPinsLongRuns(t *testing.T) {
+	for _, tc := range []struct {
+		delay time.Duration
+		locks int32
+	}{{0, 0}, {2 * pinRunTime, 2}} {
+		locks, unlocks := countThreadLocks(t)
+		d := &batchDoubler{delay: tc.delay}
+		b := NewBatcher(d.run, BatcherOptions{MaxBatchSize: 1, Workers: 2})
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				for range 10 {
+					in := batchRowsInput(1, 2, 1)
+					outs, err := b.Submit(context.Background(), []Tensor{in}, nil)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					checkBatchDoubled(t, in, outs)
+				}
+			})
+		}
+		wg.Wait()
+		b.Close()
+		if got := locks.Load(); got != tc.locks {
+			t.Errorf("runs of %v: %d workers locked their threads, want %d", tc.delay, got, tc.locks)
+		}
+		if got := unlocks.Load(); got != locks.Load() {
+			t.Errorf("runs of %v: %d locks, %d unlocks after Close", tc.delay, locks.Load(), got)
+		}
+	}
+}
