@@ -439,9 +439,12 @@ func (b *Batcher) work() {
 	}
 }
 
-// A worker whose runs take long keeps its OS thread: from the first run
-// on, while the moving average of its runs' durations is at least
-// pinRunTime, until it falls below unpinRunTime. Without that, the Go
+// A worker whose runs take long keeps its OS thread: while the moving
+// average of its runs' durations (from zero, an eighth of the way to
+// each run's) is at least pinRunTime, until it falls below unpinRunTime.
+// It takes two runs of a millisecond to pin a new worker, and one run
+// stretched by a pause (a collection, the host taking the core) does
+// not pin a worker of short runs unless it lasts 1.6 ms. Without that, the Go
 // scheduler runs the worker, between two calls into ONNX Runtime, on
 // whichever of the process's threads is free, and a loaded server made
 // each call from one of five to seven threads: ONNX Runtime keeps working
@@ -465,17 +468,13 @@ var (
 // threadPin follows a worker's run durations and locks the worker's
 // goroutine to its thread while they are long.
 type threadPin struct {
-	avg    time.Duration // moving average of the run durations, 0 before the first
+	avg    time.Duration // moving average of the run durations
 	locked bool
 }
 
 // observe takes the duration of a run.
 func (p *threadPin) observe(d time.Duration) {
-	if p.avg == 0 {
-		p.avg = max(d, 1)
-	} else {
-		p.avg += (d - p.avg) / 8
-	}
+	p.avg += (d - p.avg) / 8
 	switch {
 	case !p.locked && p.avg >= pinRunTime:
 		lockThread()
