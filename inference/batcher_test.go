@@ -1019,34 +1019,30 @@ func TestThreadPin(t *testing.T) {
 // not is TestThreadPin's: on a loaded machine, the host may stretch any
 // run.)
 func TestBatcherPinsLongRuns(t *testing.T) {
-	for _, tc := range []struct {
-		delay time.Duration
-		locks int32
-	}{{4 * pinRunTime, 2}} { // three runs pin a worker
-		locks, unlocks := countThreadLocks(t)
-		d := &batchDoubler{delay: tc.delay}
-		b := NewBatcher(d.run, BatcherOptions{MaxBatchSize: 1, Workers: 2})
-		var wg sync.WaitGroup
-		for range 8 {
-			wg.Go(func() {
-				for range 10 {
-					in := batchRowsInput(1, 2, 1)
-					outs, err := b.Submit(context.Background(), []Tensor{in}, nil)
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					checkBatchDoubled(t, in, outs)
+	const delay = 4 * pinRunTime // three runs pin a worker
+	locks, unlocks := countThreadLocks(t)
+	d := &batchDoubler{delay: delay}
+	b := NewBatcher(d.run, BatcherOptions{MaxBatchSize: 1, Workers: 2})
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 10 {
+				in := batchRowsInput(1, 2, 1)
+				outs, err := b.Submit(context.Background(), []Tensor{in}, nil)
+				if err != nil {
+					t.Error(err)
+					return
 				}
-			})
-		}
-		wg.Wait()
-		b.Close()
-		if got := locks.Load(); got != tc.locks {
-			t.Errorf("runs of %v: %d workers locked their threads, want %d", tc.delay, got, tc.locks)
-		}
-		if got := unlocks.Load(); got != locks.Load() {
-			t.Errorf("runs of %v: %d locks, %d unlocks after Close", tc.delay, locks.Load(), got)
-		}
+				checkBatchDoubled(t, in, outs)
+			}
+		})
+	}
+	wg.Wait()
+	b.Close()
+	if got := locks.Load(); got != 2 {
+		t.Errorf("runs of %v: %d workers locked their threads, want 2", delay, got)
+	}
+	if got := unlocks.Load(); got != locks.Load() {
+		t.Errorf("runs of %v: %d locks, %d unlocks after Close", delay, locks.Load(), got)
 	}
 }
