@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http"
 	"syscall"
+
+	"abgate"
 )
 
 // Large request bodies are read whole: while the inference handlers read
@@ -113,4 +115,28 @@ func (w *wholeReader) done() {
 		setRcvlowat(w.raw, 1)
 		w.mark = 0
 	}
+}
+
+// ReadBody reads the body of r, of declared length, into p as the
+// Server's handlers read theirs: whole, on a server prepared by
+// WaitForBodies. It returns the body, p[:r.ContentLength]; a body of
+// unknown length or longer than p is an error. It is for handlers that
+// stand beside the Server, such as the bench's measure of what HTTP alone
+// costs.
+func ReadBody(r *http.Request, p []byte) ([]byte, error) {
+	switch {
+	case r.ContentLength < 0:
+		return nil, abgate.Errorf(abgate.EINVALID, "request body of unknown length; a Content-Length is expected")
+	case r.ContentLength > int64(len(p)):
+		return nil, abgate.Errorf(abgate.EINVALID, "request body of %d bytes is longer than the %d expected", r.ContentLength, len(p))
+	}
+	body, done := wholeBody(r)
+	if done != nil {
+		defer done()
+	}
+	p = p[:r.ContentLength]
+	if _, err := io.ReadFull(body, p); err != nil {
+		return nil, abgate.Errorf(abgate.EINVALID, "read request body: %v", err)
+	}
+	return p, nil
 }

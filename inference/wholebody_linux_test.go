@@ -370,3 +370,70 @@ func TestWaitForBodiesExpectContinue(t *testing.T) {
 	}
 	readAnswer(t, br, want)
 }
+
+// TestReadBody: a handler beside the Server reads a large body sent in
+// parts as the Server's handlers do, waiting with the socket's low mark at
+// the bytes still to come, and gets every byte.
+func TestReadBody(t *testing.T) {
+	body := make([]byte, 600<<10)
+	for i := range body {
+		body[i] = byte(i * 7)
+	}
+	got := make(chan []byte, 1)
+	hs := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, err := ReadBody(r, make([]byte, 1<<20))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		got <- b
+		_, _ = io.WriteString(w, "read")
+	}))
+	var (
+		mu   sync.Mutex
+		last *net.TCPConn
+	)
+	hs.Config.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		mu.Lock()
+		last, _ = c.(*net.TCPConn)
+		mu.Unlock()
+		return ctx
+	}
+	WaitForBodies(hs.Config)
+	hs.Start()
+	t.Cleanup(hs.Close) // after the client's connection closes
+
+	c := dial(t, hs.Listener.Addr().String())
+	const first = 100 << 10
+	head := "POST /x HTTP/1.1\r\nHost: abgate\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n"
+	if _, err := c.Write(append([]byte(head), body[:first]...)); err != nil {
+		t.Fatal(err)
+	}
+	mark := 0
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end) && mark <= 1; time.Sleep(5 * time.Millisecond) {
+		mu.Lock()
+		sc := last
+		mu.Unlock()
+		if sc != nil {
+			mark = rcvlowat(t, sc)
+		}
+	}
+	if rest := len(body) - first; mark < rest || mark > len(body) {
+		t.Fatalf("SO_RCVLOWAT while waiting = %d, want between the %d bytes not sent and the body's %d", mark, rest, len(body))
+	}
+	if _, err := c.Write(body[first:]); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("%d %s, want 200", resp.StatusCode, answer)
+	}
+	if b := <-got; !bytes.Equal(b, body) {
+		t.Errorf("ReadBody gave %d bytes, not the %d sent", len(b), len(body))
+	}
+}

@@ -51,7 +51,11 @@ four features):
 The in-process baseline (the ceiling) is the best of Model.Run at the batch
 sizes the batcher forms and of the batcher without HTTP; binary tensors are
 sent to the CNN with and without batching, and the better of the two is
-compared with it. The load generator (--client lean) keeps connections
+compared with it. The same JSON and binary requests also go to a handler
+that reads each body as the server does and answers without a model
+("# cnn-json-http-alone", "# cnn-binary-http-alone"): the CPU a request
+of HTTP alone takes there bounds the ratio that any server could reach
+on this machine. The load generator (--client lean) keeps connections
 alive and sends each request, head and body, with one sendfile from a
 temporary copy of it, so that the kernel does not copy the request out
 of the generator's memory (one writev where sendfile is missing);
@@ -646,20 +650,52 @@ func (h *benchHarness) cnnCases(ctx context.Context) error {
 		binarySkip = func(error) bool { return true }
 	}
 	loads := slices.Clone(finalists)
-	if h.probe(ctx, jsonLoad, nil, checkInferProbs(refProbs)) {
+	var jsonAnswer, binAnswer []byte
+	if h.probe(ctx, jsonLoad, nil, keepAnswer(&jsonAnswer, checkInferProbs(refProbs))) {
 		loads = append(loads, jsonLoad)
 	}
 	// Binary tensors go to both twins: the server's best configuration
 	// is compared with the best in-process one, and the two make the
 	// batching comparison.
 	binBatched := &benchLoad{name: "cnn-binary-batched", items: 1, model: benchCNN, op: h.post(infer, "application/octet-stream", binBody, binHeader)}
-	binOK := h.probe(ctx, binLoad, binarySkip, checkInferProbs(refProbs)) &&
+	binOK := h.probe(ctx, binLoad, binarySkip, keepAnswer(&binAnswer, checkInferProbs(refProbs))) &&
 		h.probe(ctx, binBatched, nil, checkInferProbs(refProbs))
 	if binOK {
 		loads = append(loads, binLoad, binBatched)
 	}
 	if h.probe(ctx, predictLoad, isNotFound, checkPredict(argmax(refProbs))) {
 		loads = append(loads, predictLoad)
+	}
+
+	// HTTP alone: the same JSON and binary requests to a handler that
+	// reads each body as the server does and answers the server's answer,
+	// without a model. What a request costs there, beside what an image
+	// costs the ceiling, bounds the ratio that any server of these
+	// requests could reach on this machine.
+	transportURL, stopTransport, err := serveBench(transportHandler(max(len(jsonBody), len(binBody)), map[string][]byte{
+		"/json": jsonAnswer, "/binary": binAnswer,
+	}), slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	defer stopTransport()
+	var transports []*benchLoad
+	for _, t := range []struct {
+		name, path, contentType string
+		body, answer            []byte
+		header                  map[string]string
+	}{
+		{jsonLoad.name, "/json", "application/json", jsonBody, jsonAnswer, nil},
+		{binLoad.name, "/binary", "application/octet-stream", binBody, binAnswer, binHeader},
+	} {
+		if t.answer == nil {
+			continue // the server's load failed or was skipped
+		}
+		l := &benchLoad{name: t.name + "-http-alone", items: 1, op: h.post(transportURL+t.path, t.contentType, t.body, t.header)}
+		if h.probe(ctx, l, nil, sameAnswer(t.answer)) {
+			loads = append(loads, l)
+			transports = append(transports, l)
+		}
 	}
 	if err := h.compare(ctx, loads, h.opts.Duration); err != nil {
 		return err
@@ -680,6 +716,9 @@ func (h *benchHarness) cnnCases(ctx context.Context) error {
 		fmt.Fprintf(h.out, "# cnn ceiling: %s\n", ceiling.name)
 	}
 	for _, l := range loads[len(finalists):] {
+		if slices.Contains(transports, l) {
+			continue
+		}
 		switch l {
 		case binBatched:
 			continue
@@ -693,6 +732,9 @@ func (h *benchHarness) cnnCases(ctx context.Context) error {
 		default:
 			h.report(l.name+"-vs-inprocess", l, ceiling, "items/s")
 		}
+	}
+	for _, t := range transports {
+		h.httpAlone(t, ceiling)
 	}
 	if binOK {
 		h.report("cnn-binary-batching-on-vs-off", binBatched, binLoad, "items/s")
@@ -709,6 +751,69 @@ func (h *benchHarness) cnnCases(ctx context.Context) error {
 		h.report("cnn-json-batching-on-vs-off", on, off, "items/s")
 	}
 	return nil
+}
+
+// transportHandler answers each request with the answer of its path
+// after reading its body, of at most size bytes, as the inference
+// handlers read theirs: HTTP without a model.
+func transportHandler(size int, answers map[string][]byte) http.Handler {
+	bufs := sync.Pool{New: func() any { b := make([]byte, size); return &b }}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		answer, ok := answers[r.URL.Path]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		b := bufs.Get().(*[]byte)
+		defer bufs.Put(b)
+		if _, err := inference.ReadBody(r, *b); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(answer)
+	})
+}
+
+// httpAlone prints the CPU that a request of transport took (HTTP alone,
+// see transportHandler) beside the CPU that an image took the ceiling,
+// and the ratio to the ceiling of a server that added nothing else: each
+// image would cost the sum.
+func (h *benchHarness) httpAlone(transport, ceiling *benchLoad) {
+	if transport.err != nil {
+		h.fail(transport.name, transport.err)
+		return
+	}
+	if !transport.cpu.ok || !ceiling.cpu.ok || transport.done == 0 || ceiling.done == 0 {
+		return // no CPU times on this system, or nothing measured
+	}
+	h.describe(transport, "req/s")
+	t := transport.cpu.self / float64(transport.done)
+	c := ceiling.cpu.self / float64(ceiling.done)
+	fmt.Fprintf(h.out, "# %s: %.0f µs of CPU a request, the ceiling %.0f µs an image: a server that added nothing to HTTP and ONNX Runtime would reach %.3f of the ceiling\n",
+		transport.name, t*1e6, c*1e6, c/(c+t))
+}
+
+// keepAnswer returns check, which also keeps a copy of an answer that
+// passes it in *answer.
+func keepAnswer(answer *[]byte, check func([]byte) error) func([]byte) error {
+	return func(b []byte) error {
+		if err := check(b); err != nil {
+			return err
+		}
+		*answer = bytes.Clone(b)
+		return nil
+	}
+}
+
+// sameAnswer returns a check that an answer is want.
+func sameAnswer(want []byte) func([]byte) error {
+	return func(b []byte) error {
+		if !bytes.Equal(b, want) {
+			return fmt.Errorf("answered %q, not the server's answer", snippet(b))
+		}
+		return nil
+	}
 }
 
 // tabularCases measures the tiny tabular model: the server against a

@@ -133,6 +133,27 @@ func TestBenchInference(t *testing.T) {
 		v, _ := strconv.ParseFloat(r[1], 64)
 		best = max(best, v)
 	}
+	// HTTP alone: what a request costs without a model, beside what an
+	// image costs the ceiling, and the bound on the ratio that follows.
+	for _, load := range []string{"cnn-json", "cnn-binary"} {
+		if skipped[load] {
+			continue
+		}
+		r := regexp.MustCompile(`(?m)^# ` + load + `-http-alone: ([0-9]+) µs of CPU a request, the ceiling ([0-9]+) µs an image: a server that added nothing to HTTP and ONNX Runtime would reach ([0-9.]+) of the ceiling$`).FindStringSubmatch(out)
+		if r == nil {
+			t.Errorf("no line for %s over HTTP alone", load)
+			continue
+		}
+		req, _ := strconv.ParseFloat(r[1], 64)
+		img, _ := strconv.ParseFloat(r[2], 64)
+		bound, _ := strconv.ParseFloat(r[3], 64)
+		if req <= 0 || img <= 0 {
+			t.Errorf("%s over HTTP alone: %g µs a request, %g µs an image; want both positive", load, req, img)
+		} else if want := img / (img + req); math.Abs(bound-want) > 0.002+0.01*want {
+			t.Errorf("%s over HTTP alone: bound %g, want %g / (%g + %g) = %g", load, bound, img, img, req, want)
+		}
+	}
+
 	j := regexp.MustCompile(`(?m)^bench: cnn-json-vs-inprocess value=\S+ items/s baseline=([0-9.]+) `).FindStringSubmatch(out)
 	if j == nil {
 		t.Fatal("no cnn-json-vs-inprocess line")
