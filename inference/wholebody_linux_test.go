@@ -37,6 +37,16 @@ func wholeBodyServer(t *testing.T, front func(w http.ResponseWriter, r *http.Req
 		h = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) { front(w, req, r) })
 	}
 	hs := httptest.NewUnstartedServer(h)
+	serverConn := lastConn(hs)
+	WaitForBodies(hs.Config)
+	hs.Start()
+	t.Cleanup(hs.Close)
+	return hs.Listener.Addr().String(), serverConn
+}
+
+// lastConn sets hs to keep the server side of its latest connection and
+// returns a function that returns it (nil before the first).
+func lastConn(hs *httptest.Server) func() *net.TCPConn {
 	var (
 		mu   sync.Mutex
 		last *net.TCPConn
@@ -47,10 +57,7 @@ func wholeBodyServer(t *testing.T, front func(w http.ResponseWriter, r *http.Req
 		mu.Unlock()
 		return ctx
 	}
-	WaitForBodies(hs.Config)
-	hs.Start()
-	t.Cleanup(hs.Close)
-	return hs.Listener.Addr().String(), func() *net.TCPConn {
+	return func() *net.TCPConn {
 		mu.Lock()
 		defer mu.Unlock()
 		return last
@@ -389,16 +396,7 @@ func TestReadBody(t *testing.T) {
 		got <- b
 		_, _ = io.WriteString(w, "read")
 	}))
-	var (
-		mu   sync.Mutex
-		last *net.TCPConn
-	)
-	hs.Config.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
-		mu.Lock()
-		last, _ = c.(*net.TCPConn)
-		mu.Unlock()
-		return ctx
-	}
+	serverConn := lastConn(hs)
 	WaitForBodies(hs.Config)
 	hs.Start()
 	t.Cleanup(hs.Close) // after the client's connection closes
@@ -411,10 +409,7 @@ func TestReadBody(t *testing.T) {
 	}
 	mark := 0
 	for end := time.Now().Add(5 * time.Second); time.Now().Before(end) && mark <= 1; time.Sleep(5 * time.Millisecond) {
-		mu.Lock()
-		sc := last
-		mu.Unlock()
-		if sc != nil {
+		if sc := serverConn(); sc != nil {
 			mark = rcvlowat(t, sc)
 		}
 	}
