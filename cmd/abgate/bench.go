@@ -54,8 +54,8 @@ sent to the CNN with and without batching, and the better of the two is
 compared with it. The same JSON and binary requests also go to a handler
 that reads each body as the server does and answers without a model
 ("# cnn-json-http-alone", "# cnn-binary-http-alone"): the CPU a request
-of HTTP alone takes there bounds the ratio that any server could reach
-on this machine. The load generator (--client lean) keeps connections
+of HTTP alone takes there, added to an image's in-process cost, gives the
+ratio that a server adding nothing else would reach on this machine. The load generator (--client lean) keeps connections
 alive and sends each request, head and body, with one sendfile from a
 temporary copy of it, so that the kernel does not copy the request out
 of the generator's memory (one writev where sendfile is missing);
@@ -669,9 +669,10 @@ func (h *benchHarness) cnnCases(ctx context.Context) error {
 
 	// HTTP alone: the same JSON and binary requests to a handler that
 	// reads each body as the server does and answers the server's answer,
-	// without a model. What a request costs there, beside what an image
-	// costs the ceiling, bounds the ratio that any server of these
-	// requests could reach on this machine.
+	// without a model. What a request costs there, added to what an
+	// image costs the ceiling, is what an image would cost a server that
+	// added nothing else: a bound on the ratios on this machine, as long
+	// as the server's runs cost what the ceiling's do.
 	transportURL, stopTransport, err := serveBench(transportHandler(max(len(jsonBody), len(binBody)), map[string][]byte{
 		"/json": jsonAnswer, "/binary": binAnswer,
 	}), slog.New(slog.DiscardHandler))
@@ -836,10 +837,7 @@ func (h *benchHarness) tabularCases(ctx context.Context) error {
 	body := inference.AppendInferRequest(nil, &inference.InferRequest{Inputs: []inference.InferInput{{Tensor: in[0]}}})
 	server := &benchLoad{name: "tabular-server", items: 1, model: benchTabular, op: h.post(h.base+"/v2/models/"+benchTabular+"/infer", "application/json", body, nil)}
 	var answer []byte
-	if !h.probe(ctx, server, nil, func(b []byte) error {
-		answer = bytes.Clone(b)
-		return checkInferProbs(refProbs)(b)
-	}) {
+	if !h.probe(ctx, server, nil, keepAnswer(&answer, checkInferProbs(refProbs))) {
 		return nil
 	}
 
@@ -855,12 +853,7 @@ func (h *benchHarness) tabularCases(ctx context.Context) error {
 	}
 	defer stop()
 	trivial := &benchLoad{name: "trivial-handler", items: 1, op: h.post(trivialURL+"/v2/models/"+benchTabular+"/infer", "application/json", body, nil)}
-	if h.probe(ctx, trivial, nil, func(b []byte) error {
-		if !bytes.Equal(b, answer) {
-			return fmt.Errorf("trivial handler answered %q, not the server's answer", snippet(b))
-		}
-		return nil
-	}) {
+	if h.probe(ctx, trivial, nil, sameAnswer(answer)) {
 		if err := h.compare(ctx, []*benchLoad{trivial, server}, h.opts.Duration); err != nil {
 			return err
 		}
