@@ -281,10 +281,13 @@ type benchLoad struct {
 
 	model string // the served model whose runs are counted ("" = none)
 
-	// pinned runs the load with one goroutine per session of the
-	// model rather than the harness's concurrency, each locked to an
-	// OS thread of its own, as the batcher's workers run long runs.
-	pinned *inference.Model
+	// sessions runs the load with one goroutine per session of the
+	// model rather than the harness's concurrency, each locked to an OS
+	// thread of its own, as the batcher's workers run long runs; with
+	// yield, each also yields its processor once benchYieldEvery has
+	// passed since it last did.
+	sessions *inference.Model
+	yield    bool
 
 	done   int64
 	spent  time.Duration
@@ -550,9 +553,9 @@ func (h *benchHarness) cnnCases(ctx context.Context) error {
 	}
 
 	// The ceiling: the best in-process throughput, over the batch sizes
-	// the batcher forms, over batch 1 from pinned goroutines (one per
-	// session, without the harness's 32 callers waiting for a session)
-	// and over the batcher itself.
+	// the batcher forms, over batch 1 from one goroutine per session
+	// (without the harness's 32 callers waiting for a session), pinned
+	// or yielding, and over the batcher itself.
 	var probes []*benchLoad
 	for _, rows := range batchSizes(m.Config.MaxBatchSize) {
 		in := input(rows)
@@ -567,15 +570,20 @@ func (h *benchHarness) cnnCases(ctx context.Context) error {
 	}
 	// Batch 1 as the server's workers run it: one goroutine per session,
 	// on a thread of its own, with no requests waiting for a session.
-	probes = append(probes, &benchLoad{
-		name:   "inprocess-run-batch1-pinned",
-		items:  1,
-		pinned: m,
-		op: func(ctx context.Context, _ *bytes.Buffer) error {
-			_, err := m.Run(ctx, in1, nil)
-			return err
-		},
-	})
+	run1 := func(ctx context.Context, _ *bytes.Buffer) error {
+		_, err := m.Run(ctx, in1, nil)
+		return err
+	}
+	probes = append(probes, &benchLoad{name: "inprocess-run-batch1-pinned", items: 1, sessions: m, op: run1})
+	// The same, each goroutine yielding its processor every few
+	// milliseconds. A goroutine that calls into ONNX Runtime again and
+	// again without ever waiting is one long-running goroutine to Go's
+	// runtime: after 10 ms its monitor thread takes its processor back
+	// and from then on polls every 20 µs, taking back every processor
+	// that stays in a call into C over two polls, so that most runs end
+	// with thread hand-offs. Passing through the scheduler now and then
+	// leaves the monitor asleep (see the README's Performance).
+	probes = append(probes, &benchLoad{name: "inprocess-run-batch1-yield", items: 1, sessions: m, yield: true, op: run1})
 	batcher := inference.NewBatcher(m.Run, inference.BatcherOptions{
 		MaxBatchSize:  m.Config.MaxBatchSize,
 		MaxQueueDelay: time.Duration(m.Config.MaxQueueDelayUS) * time.Microsecond,
@@ -599,7 +607,7 @@ func (h *benchHarness) cnnCases(ctx context.Context) error {
 		if p.err != nil {
 			return fmt.Errorf("cnn %s: %w", p.name, p.err)
 		}
-		fmt.Fprintf(h.out, "# cnn %s: %.1f items/s%s\n", p.name, p.rate(), p.cpu.describe(p.spent))
+		fmt.Fprintf(h.out, "# cnn %s: %.1f items/s%s\n", p.name, p.rate(), p.cpu.describe(p.spent, p.done))
 		if best == nil || p.rate() > best.rate() {
 			best = p
 		}
@@ -612,7 +620,7 @@ func (h *benchHarness) cnnCases(ctx context.Context) error {
 	var finalists []*benchLoad
 	for _, p := range probes {
 		if p.rate() >= (1-ceilingMargin)*best.rate() {
-			finalists = append(finalists, &benchLoad{name: p.name, items: p.items, op: p.op, pinned: p.pinned})
+			finalists = append(finalists, &benchLoad{name: p.name, items: p.items, op: p.op, sessions: p.sessions, yield: p.yield})
 		}
 	}
 	names := make([]string, len(finalists))
@@ -902,7 +910,7 @@ func (h *benchHarness) fail(name string, err error) {
 // describe prints l's measurement, once.
 func (h *benchHarness) describe(l *benchLoad, unit string) {
 	if !h.described[l] {
-		fmt.Fprintf(h.out, "# %s %.1f %s, per round %s%s%s\n", l.name, l.rate(), unit, formatRounds(l.rounds), l.cpu.describe(l.spent), l.runs.describe())
+		fmt.Fprintf(h.out, "# %s %.1f %s, per round %s%s%s\n", l.name, l.rate(), unit, formatRounds(l.rounds), l.cpu.describe(l.spent, l.done), l.runs.describe())
 		h.described[l] = true
 	}
 }
@@ -927,6 +935,11 @@ func (h *benchHarness) report(name string, value, baseline *benchLoad, unit stri
 	fmt.Fprintf(h.out, "bench: %s value=%.1f %s baseline=%.1f ratio=%.3f\n", name, v, unit, b, v/b)
 	h.ratios[name] = v / b
 }
+
+// benchYieldEvery is how often the goroutines of a yielding in-process
+// load give up their processor: well under the 10 ms after which Go's
+// runtime treats a goroutine as long-running.
+const benchYieldEvery = 4 * time.Millisecond
 
 // compare measures loads for d each, after an unmeasured warmup, in
 // h.opts.Rounds rounds that alternate their order (ABBA), so that a drift
@@ -988,15 +1001,16 @@ func (h *benchHarness) measure(ctx context.Context, l *benchLoad, d time.Duratio
 	start := time.Now()
 	deadline := start.Add(d)
 	workers := h.opts.Concurrency
-	if l.pinned != nil {
-		workers = l.pinned.Config.Instances
+	if l.sessions != nil {
+		workers = l.sessions.Config.Instances
 	}
 	for range workers {
 		wg.Go(func() {
-			if l.pinned != nil {
+			if l.sessions != nil {
 				runtime.LockOSThread()
 				defer runtime.UnlockOSThread()
 			}
+			yielded := time.Now()
 			var buf bytes.Buffer
 			for ctx.Err() == nil && time.Now().Before(deadline) && ops.Load() < benchMaxOps {
 				rctx, rcancel := context.WithTimeout(ctx, benchRequestTimeout)
@@ -1008,6 +1022,10 @@ func (h *benchHarness) measure(ctx context.Context, l *benchLoad, d time.Duratio
 					return
 				}
 				ops.Add(1)
+				if l.yield && time.Since(yielded) >= benchYieldEvery {
+					runtime.Gosched()
+					yielded = time.Now()
+				}
 			}
 		})
 	}
@@ -1307,9 +1325,11 @@ func argmax(v []float32) int {
 }
 
 // cpuUse is CPU time, in seconds, of this process and of the whole
-// machine, as Linux counts it in /proc; ok is false elsewhere.
+// machine, and the context switches of this process's threads, as Linux
+// counts them in /proc; ok is false elsewhere.
 type cpuUse struct {
 	self, machine float64
+	switches      float64
 	ok            bool
 }
 
@@ -1346,8 +1366,35 @@ func readCPU() cpuUse {
 			u.machine += n * tick
 		}
 	}
+	u.switches = threadSwitches()
 	u.ok = true
 	return u
+}
+
+// threadSwitches returns the context switches, voluntary or not, of the
+// process's threads so far. Thread hand-offs inside Go's runtime show
+// there: a server whose calls into ONNX Runtime keep losing their
+// processor to the runtime's monitor makes several an image, one that
+// keeps them makes almost none (see the README's Performance).
+func threadSwitches() float64 {
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return 0
+	}
+	n := 0.0
+	for _, t := range tasks {
+		status, err := os.ReadFile("/proc/self/task/" + t.Name() + "/status")
+		if err != nil {
+			continue // the thread ended
+		}
+		for line := range strings.Lines(string(status)) {
+			if _, v, ok := strings.Cut(line, "ctxt_switches:"); ok {
+				c, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+				n += c
+			}
+		}
+	}
+	return n
 }
 
 // add adds the CPU time used between two readings.
@@ -1357,17 +1404,24 @@ func (c *cpuUse) add(before, after cpuUse) {
 	}
 	c.self += after.self - before.self
 	c.machine += after.machine - before.machine
+	c.switches += after.switches - before.switches
 	c.ok = true
 }
 
-// describe returns ", CPU x cores (other processes y)": the cores this
-// process and other processes kept busy on average over wall.
-func (c cpuUse) describe(wall time.Duration) string {
+// describe returns ", CPU x cores (other processes y), z thread switches
+// an item": the cores this process and other processes kept busy on
+// average over wall, and this process's context switches per item of the
+// items done.
+func (c cpuUse) describe(wall time.Duration, items int64) string {
 	if !c.ok || wall <= 0 {
 		return ""
 	}
 	s := wall.Seconds()
-	return fmt.Sprintf(", CPU %.2f cores (other processes %.2f)", c.self/s, max(0, c.machine-c.self)/s)
+	d := fmt.Sprintf(", CPU %.2f cores (other processes %.2f)", c.self/s, max(0, c.machine-c.self)/s)
+	if items > 0 {
+		d += fmt.Sprintf(", %.1f thread switches an item", c.switches/float64(items))
+	}
+	return d
 }
 
 // formatRounds writes the rates of the rounds of a load.

@@ -118,8 +118,15 @@ func TestBenchInference(t *testing.T) {
 	}
 
 	// The ceiling is the best of the in-process configurations measured
-	// again beside the server loads.
+	// again beside the server loads; one goroutine per session runs both
+	// pinned to its thread and yielding between runs, and every load
+	// counts its thread switches.
 	out := stdout.String()
+	for _, name := range []string{"inprocess-run-batch1-pinned", "inprocess-run-batch1-yield"} {
+		if !regexp.MustCompile(`(?m)^# cnn ` + name + `: [0-9.]+ items/s, CPU [0-9.]+ cores \(other processes [0-9.]+\), [0-9.]+ thread switches an item$`).MatchString(out) {
+			t.Errorf("no line with the in-process rate, CPU and thread switches of %s", name)
+		}
+	}
 	m := regexp.MustCompile(`(?m)^# cnn ceiling: the best of (.+), measured again between the server loads$`).FindStringSubmatch(out)
 	if m == nil {
 		t.Fatal("no line naming the ceiling's candidates")

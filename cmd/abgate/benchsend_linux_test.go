@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -117,5 +118,34 @@ func TestSendFile(t *testing.T) {
 	}
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("send to a peer that does not read returned after %v", d)
+	}
+}
+
+// syscallSleep sleeps the calling thread for d with nanosleep(2).
+func syscallSleep(d time.Duration) error {
+	ts := syscall.NsecToTimespec(int64(d))
+	return syscall.Nanosleep(&ts, nil)
+}
+
+// TestThreadSwitches: the process's context switches, summed over its
+// threads, grow by at least one for each sleep of a thread.
+func TestThreadSwitches(t *testing.T) {
+	before := threadSwitches()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		for range 20 {
+			// A sleep of the locked thread itself, not of the goroutine.
+			if err := syscallSleep(time.Millisecond); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	<-done
+	if got := threadSwitches() - before; got < 20 {
+		t.Errorf("thread switches grew by %g over 20 sleeps of a thread; want at least 20", got)
 	}
 }
