@@ -55,10 +55,13 @@ compared with it. The same JSON and binary requests also go to a handler
 that reads each body as the server does and answers without a model
 ("# cnn-json-http-alone", "# cnn-binary-http-alone"): the CPU a request
 of HTTP alone takes there, added to an image's in-process cost, gives the
-ratio that a server adding nothing else would reach on this machine. The load generator (--client lean) keeps connections
-alive and sends each request, head and body, with one sendfile from a
+ratio that a server adding nothing else would reach on this machine.
+The load generator (--client lean) keeps connections alive and sends
+each request, head and body, in one system call: sendfile from a
 temporary copy of it, so that the kernel does not copy the request out
-of the generator's memory (one writev where sendfile is missing);
+of the generator's memory, or writev, whichever costs less for that
+body on this machine ("# lean client" lines: both are measured first
+against a handler that reads the body; writev where sendfile is missing);
 --client writev writes each request with one writev, as wrk does, and
 --client net/http uses Go's http.Client. The generator shares the cores
 with the server: the less it costs, the more the ratios measure the
@@ -132,7 +135,7 @@ type benchOptions struct {
 
 // The load generators of the inference harness (--client).
 const (
-	clientLean   = "lean"     // benchClient: one sendfile (or writev) per request
+	clientLean   = "lean"     // benchClient: one sendfile or writev per request, the cheaper
 	clientWritev = "writev"   // benchClient: one writev per request
 	clientStdlib = "net/http" // net/http's Client
 )
@@ -141,7 +144,7 @@ const (
 func clientName(client string) string {
 	if client == clientLean {
 		if canSendFile {
-			return "lean client (sendfile)"
+			return "lean client (sendfile or writev, the cheaper for each body)"
 		}
 		return "lean client (writev)"
 	}
@@ -193,7 +196,7 @@ func newBenchFlags(o *benchOptions, getenv func(string) string, stderr io.Writer
 	fs.IntVar(&o.Concurrency, "concurrency", 32, "requests in flight (env ABGATE_BENCH_CONCURRENCY)")
 	fs.IntVar(&o.Rounds, "rounds", benchDefaultRounds, "rounds that interleave the loads of a comparison (env ABGATE_BENCH_ROUNDS)")
 	fs.StringVar(&o.Only, "only", "", "measure only the cases of one model: cnn or tabular")
-	fs.StringVar(&o.Client, "client", clientLean, "load generator: lean (kept-alive HTTP/1.1, one sendfile per request), writev (the same, one writev per request) or net/http (Go's http.Client)")
+	fs.StringVar(&o.Client, "client", clientLean, "load generator: lean (kept-alive HTTP/1.1, one sendfile or one writev per request, the cheaper for each body), writev (the same, one writev per request) or net/http (Go's http.Client)")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the run (harness, server and ONNX Runtime calls) to this file")
 	fs.StringVar(&o.ModelConfig, "model-config", "", "config.yaml keys added to every bench model's, e.g. 'instances: 1' (not max_batch_size, labels, feature_names or image, which the harness sets; batch_when_busy and max_queue_delay_us given here replace the tabular model's true and 150)")
 	return fs
@@ -268,6 +271,14 @@ type benchHarness struct {
 	ratios  map[string]float64 // the ratio of each case printed, by name
 
 	described map[*benchLoad]bool // loads whose measurements report printed
+
+	// sendChoice is whether the lean generator sends each body (by its
+	// first byte) with sendfile, once sendsFile has measured it; sink
+	// is the URL of the handler that it measures against, stopped by
+	// stopSink.
+	sendChoice map[*byte]bool
+	sink       string
+	stopSink   func()
 }
 
 // benchLoad is one kind of load: op does one operation (an HTTP request
@@ -342,14 +353,15 @@ func benchInference(ctx context.Context, opts benchOptions, stdout, stderr io.Wr
 	defer stop()
 
 	h := &benchHarness{
-		opts:      opts,
-		out:       stdout,
-		described: map[*benchLoad]bool{},
-		ratios:    map[string]float64{},
-		repo:      repo,
-		reg:       reg,
-		clients:   map[string]*benchClient{},
-		base:      base,
+		opts:       opts,
+		out:        stdout,
+		described:  map[*benchLoad]bool{},
+		sendChoice: map[*byte]bool{},
+		ratios:     map[string]float64{},
+		repo:       repo,
+		reg:        reg,
+		clients:    map[string]*benchClient{},
+		base:       base,
 		client: &http.Client{Transport: &http.Transport{
 			Proxy:               nil,
 			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -363,6 +375,9 @@ func benchInference(ctx context.Context, opts benchOptions, stdout, stderr io.Wr
 	defer func() {
 		for _, c := range h.clients {
 			c.close()
+		}
+		if h.stopSink != nil {
+			h.stopSink()
 		}
 	}()
 
@@ -635,18 +650,18 @@ func (h *benchHarness) cnnCases(ctx context.Context) error {
 	served := h.base + "/v2/models/" + benchCNNNoBatch + "/infer"
 	infer := h.base + "/v2/models/" + benchCNN + "/infer"
 	jsonBody := inference.AppendInferRequest(nil, &inference.InferRequest{Inputs: []inference.InferInput{{Tensor: in1[0]}}})
-	jsonLoad := &benchLoad{name: "cnn-json", items: 1, model: benchCNNNoBatch, op: h.post(served, "application/json", jsonBody, nil)}
+	jsonLoad := &benchLoad{name: "cnn-json", items: 1, model: benchCNNNoBatch, op: h.post(ctx, served, "application/json", jsonBody, nil)}
 	binBody, binHeaderLen, err := binaryRequest(in1[0])
 	if err != nil {
 		return err
 	}
 	binHeader := map[string]string{inference.InferenceHeaderContentLength: strconv.Itoa(binHeaderLen)}
-	binLoad := &benchLoad{name: "cnn-binary", items: 1, model: benchCNNNoBatch, op: h.post(served, "application/octet-stream", binBody, binHeader)}
+	binLoad := &benchLoad{name: "cnn-binary", items: 1, model: benchCNNNoBatch, op: h.post(ctx, served, "application/octet-stream", binBody, binHeader)}
 	predictBody, predictType, err := multipartImage(jpg)
 	if err != nil {
 		return err
 	}
-	predictLoad := &benchLoad{name: "cnn-predict", items: 1, model: benchCNNNoBatch, op: h.post(h.base+"/predict?model="+benchCNNNoBatch, predictType, predictBody, nil)}
+	predictLoad := &benchLoad{name: "cnn-predict", items: 1, model: benchCNNNoBatch, op: h.post(ctx, h.base+"/predict?model="+benchCNNNoBatch, predictType, predictBody, nil)}
 	fmt.Fprintf(h.out, "# cnn request bodies: JSON %d bytes, binary %d bytes, /predict multipart JPEG %d bytes\n", len(jsonBody), len(binBody), len(predictBody))
 
 	// Binary tensors may be skipped only by a server that does not list
@@ -665,7 +680,7 @@ func (h *benchHarness) cnnCases(ctx context.Context) error {
 	// Binary tensors go to both twins: the server's best configuration
 	// is compared with the best in-process one, and the two make the
 	// batching comparison.
-	binBatched := &benchLoad{name: "cnn-binary-batched", items: 1, model: benchCNN, op: h.post(infer, "application/octet-stream", binBody, binHeader)}
+	binBatched := &benchLoad{name: "cnn-binary-batched", items: 1, model: benchCNN, op: h.post(ctx, infer, "application/octet-stream", binBody, binHeader)}
 	binOK := h.probe(ctx, binLoad, binarySkip, keepAnswer(&binAnswer, checkInferProbs(refProbs))) &&
 		h.probe(ctx, binBatched, nil, checkInferProbs(refProbs))
 	if binOK {
@@ -700,7 +715,7 @@ func (h *benchHarness) cnnCases(ctx context.Context) error {
 		if t.answer == nil {
 			continue // the server's load failed or was skipped
 		}
-		l := &benchLoad{name: t.name + "-http-alone", items: 1, op: h.post(transportURL+t.path, t.contentType, t.body, t.header)}
+		l := &benchLoad{name: t.name + "-http-alone", items: 1, op: h.post(ctx, transportURL+t.path, t.contentType, t.body, t.header)}
 		if h.probe(ctx, l, nil, sameAnswer(t.answer)) {
 			loads = append(loads, l)
 			transports = append(transports, l)
@@ -751,7 +766,7 @@ func (h *benchHarness) cnnCases(ctx context.Context) error {
 	}
 
 	// Without binary tensors, dynamic batching on vs off over JSON.
-	on := &benchLoad{name: "cnn-batching-on", items: 1, model: benchCNN, op: h.post(infer, "application/json", jsonBody, nil)}
+	on := &benchLoad{name: "cnn-batching-on", items: 1, model: benchCNN, op: h.post(ctx, infer, "application/json", jsonBody, nil)}
 	off := &benchLoad{name: "cnn-batching-off", items: 1, model: benchCNNNoBatch, op: jsonLoad.op}
 	if h.probe(ctx, on, nil, checkInferProbs(refProbs)) {
 		if err := h.compare(ctx, []*benchLoad{on, off}, h.opts.Duration); err != nil {
@@ -843,7 +858,7 @@ func (h *benchHarness) tabularCases(ctx context.Context) error {
 		return err
 	}
 	body := inference.AppendInferRequest(nil, &inference.InferRequest{Inputs: []inference.InferInput{{Tensor: in[0]}}})
-	server := &benchLoad{name: "tabular-server", items: 1, model: benchTabular, op: h.post(h.base+"/v2/models/"+benchTabular+"/infer", "application/json", body, nil)}
+	server := &benchLoad{name: "tabular-server", items: 1, model: benchTabular, op: h.post(ctx, h.base+"/v2/models/"+benchTabular+"/infer", "application/json", body, nil)}
 	var answer []byte
 	if !h.probe(ctx, server, nil, keepAnswer(&answer, checkInferProbs(refProbs))) {
 		return nil
@@ -860,7 +875,7 @@ func (h *benchHarness) tabularCases(ctx context.Context) error {
 		return err
 	}
 	defer stop()
-	trivial := &benchLoad{name: "trivial-handler", items: 1, op: h.post(trivialURL+"/v2/models/"+benchTabular+"/infer", "application/json", body, nil)}
+	trivial := &benchLoad{name: "trivial-handler", items: 1, op: h.post(ctx, trivialURL+"/v2/models/"+benchTabular+"/infer", "application/json", body, nil)}
 	if h.probe(ctx, trivial, nil, sameAnswer(answer)) {
 		if err := h.compare(ctx, []*benchLoad{trivial, server}, h.opts.Duration); err != nil {
 			return err
@@ -869,7 +884,7 @@ func (h *benchHarness) tabularCases(ctx context.Context) error {
 	}
 
 	on := &benchLoad{name: "tabular-batching-on", items: 1, model: benchTabular, op: server.op}
-	off := &benchLoad{name: "tabular-batching-off", items: 1, model: benchTabularNoBatch, op: h.post(h.base+"/v2/models/"+benchTabularNoBatch+"/infer", "application/json", body, nil)}
+	off := &benchLoad{name: "tabular-batching-off", items: 1, model: benchTabularNoBatch, op: h.post(ctx, h.base+"/v2/models/"+benchTabularNoBatch+"/infer", "application/json", body, nil)}
 	if h.probe(ctx, off, nil, checkInferProbs(refProbs)) {
 		if err := h.compare(ctx, []*benchLoad{on, off}, h.opts.Duration); err != nil {
 			return err
@@ -1089,8 +1104,9 @@ func (h *benchHarness) batchCount(model string) batchCount {
 }
 
 // post returns an operation that POSTs body to url and reads the answer
-// into the buffer; an answer other than 200 is an error.
-func (h *benchHarness) post(url, contentType string, body []byte, header map[string]string) func(context.Context, *bytes.Buffer) error {
+// into the buffer; an answer other than 200 is an error. The lean
+// generator sends it the cheaper way on this machine (see sendsFile).
+func (h *benchHarness) post(ctx context.Context, url, contentType string, body []byte, header map[string]string) func(context.Context, *bytes.Buffer) error {
 	if h.opts.Client != clientStdlib {
 		r, host, err := newBenchRequest(url, contentType, body, header)
 		if err != nil {
@@ -1100,6 +1116,13 @@ func (h *benchHarness) post(url, contentType string, body []byte, header map[str
 		if c == nil {
 			c = newBenchClient(host, 2*h.opts.Concurrency, h.opts.Client == clientLean)
 			h.clients[host] = c
+		}
+		if c.sendFile {
+			file, err := h.sendsFile(ctx, contentType, body, header)
+			if err != nil {
+				return func(context.Context, *bytes.Buffer) error { return err }
+			}
+			r.writev = !file
 		}
 		if err := c.prepare(r); err != nil {
 			return func(context.Context, *bytes.Buffer) error { return err }
@@ -1130,6 +1153,90 @@ func (h *benchHarness) post(url, contentType string, body []byte, header map[str
 		}
 		return nil
 	}
+}
+
+// sendCalibration is how long sendsFile measures each way of sending a
+// body, at most: in rounds of 1/32 of it, alternated.
+const sendCalibration = 2 * time.Second
+
+// sendsFile reports whether the lean generator sends body with sendfile
+// rather than writev. It decides once for each body, by measuring what
+// a request of it costs this process both ways, to a handler that reads
+// the body as the inference handlers do and drops it: the handler's read is the same either way, so the
+// difference is the generator's. Which way costs less depends on the
+// machine: sendfile spares a copy of the body but hands the loopback
+// each page of it separately, and on some hosts that costs twice the
+// copy (see the README's Performance).
+func (h *benchHarness) sendsFile(ctx context.Context, contentType string, body []byte, header map[string]string) (bool, error) {
+	if len(body) == 0 {
+		return false, nil
+	}
+	if file, ok := h.sendChoice[&body[0]]; ok {
+		return file, nil
+	}
+	if h.sink == "" {
+		// The sink reads each body as the inference handlers do.
+		var bufs sync.Pool
+		url, stop, err := serveBench(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b, _ := bufs.Get().(*[]byte)
+			if b == nil || int64(len(*b)) < r.ContentLength {
+				b = new(make([]byte, max(r.ContentLength, 0)))
+			}
+			defer bufs.Put(b)
+			if _, err := inference.ReadBody(r, *b); err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, "{}")
+		}), slog.New(slog.DiscardHandler))
+		if err != nil {
+			return false, err
+		}
+		h.sink, h.stopSink = url, stop
+	}
+	c := newBenchClient(strings.TrimPrefix(h.sink, "http://"), 2*h.opts.Concurrency, true)
+	defer c.close()
+	var loads []*benchLoad
+	for _, writev := range []bool{false, true} {
+		r, _, err := newBenchRequest(h.sink+"/", contentType, body, header)
+		if err != nil {
+			return false, err
+		}
+		r.writev = writev
+		if err := c.prepare(r); err != nil {
+			return false, err
+		}
+		name := "sendfile"
+		if writev {
+			name = "writev"
+		}
+		loads = append(loads, &benchLoad{name: name, items: 1, op: func(ctx context.Context, buf *bytes.Buffer) error {
+			return c.do(ctx, r, buf)
+		}})
+	}
+	if err := h.compare(ctx, loads, min(sendCalibration, h.opts.Duration/4)); err != nil {
+		return false, err
+	}
+	file, vec := loads[0], loads[1]
+	for _, l := range loads {
+		if l.err != nil {
+			return false, fmt.Errorf("lean client, %s: %w", l.name, l.err)
+		}
+	}
+	choice := true // sendfile, unless writev is seen to cost less
+	if file.cpu.ok && vec.cpu.ok && file.done > 0 && vec.done > 0 {
+		f := file.cpu.self / float64(file.done)
+		v := vec.cpu.self / float64(vec.done)
+		choice = f <= v
+		way := "sendfile"
+		if !choice {
+			way = "writev"
+		}
+		fmt.Fprintf(h.out, "# lean client, a body of %d bytes: %.0f µs of CPU a request with sendfile, %.0f with writev (a handler's read of it included): %s\n", len(body), f*1e6, v*1e6, way)
+	}
+	h.sendChoice[&body[0]] = choice
+	return choice, nil
 }
 
 // httpError is an answer other than 200.

@@ -20,11 +20,12 @@ import (
 // over kept-alive connections, one request in flight per connection. It
 // shares the machine's cores with the server it measures, so it does as
 // little as it can: each request, head and body, goes out in one system
-// call, sendfile(2) from a copy of the request in a temporary file where
+// call: sendfile(2) from a copy of the request in a temporary file where
 // the platform has it (the kernel then hands the file's pages to the
-// loopback instead of copying the request from the client's memory), one
-// writev otherwise, the way wrk and Triton's perf_analyzer write theirs.
-// The server reads the same bytes either way. net/http's client copies a
+// loopback instead of copying the request from the client's memory), or
+// one writev, the way wrk and Triton's perf_analyzer write theirs, where
+// it does not or where the request asks for it (the harness measures
+// which of the two costs less for each body). The server reads the same bytes either way. net/http's client copies a
 // body through 32 KiB chunks, with a goroutine hand-off each way per
 // request.
 type benchClient struct {
@@ -58,12 +59,12 @@ func newBenchClient(addr string, idle int, sendFile bool) *benchClient {
 	}
 }
 
-// prepare readies r to be sent by c: when c sends files, it copies the
-// request, head and body, into a temporary file that is removed from its
+// prepare readies r to be sent by c: when c sends files and r is not
+// marked writev, it copies the request, head and body, into a temporary file that is removed from its
 // directory at once and closed by c.close. It is not safe to call while
 // c sends requests.
 func (c *benchClient) prepare(r *benchRequest) error {
-	if !c.sendFile {
+	if !c.sendFile || r.writev {
 		return nil
 	}
 	f, err := os.CreateTemp("", "abgate-bench-*")
@@ -106,8 +107,10 @@ type benchRequest struct {
 	body []byte
 	path string
 	// file holds head and body when a benchClient that sends files
-	// prepared the request (see benchClient.prepare).
-	file *os.File
+	// prepared the request (see benchClient.prepare), unless writev
+	// asks for the request to be written from memory.
+	file   *os.File
+	writev bool
 }
 
 // newBenchRequest formats the head of a POST of body to rawURL with the

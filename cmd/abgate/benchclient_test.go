@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -207,5 +209,90 @@ func TestBenchClientStale(t *testing.T) {
 		t.Error("a server that closes before answering: no error")
 	} else if !strings.Contains(err.Error(), "POST /") {
 		t.Errorf("error %q does not name the request", err)
+	}
+}
+
+// TestBenchSendChoice checks the lean generator's choice between
+// sendfile and writev: the harness measures both for a body, prints the
+// two costs and the cheaper way, decides once per body, and its requests
+// of that body then go out that way (a file prepared for sendfile only).
+func TestBenchSendChoice(t *testing.T) {
+	if !canSendFile {
+		t.Skip("no sendfile on this platform")
+	}
+	var out bytes.Buffer
+	h := &benchHarness{
+		opts:       benchOptions{Duration: 800 * time.Millisecond, Rounds: 4, Concurrency: 4, Client: clientLean},
+		out:        &out,
+		clients:    map[string]*benchClient{},
+		sendChoice: map[*byte]bool{},
+	}
+	t.Cleanup(func() {
+		for _, c := range h.clients {
+			c.close()
+		}
+		if h.stopSink != nil {
+			h.stopSink()
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	body := bytes.Repeat([]byte("0123456789abcdef"), 16<<10) // 256 KiB
+	file, err := h.sendsFile(ctx, "application/octet-stream", body, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := regexp.MustCompile(`^# lean client, a body of 262144 bytes: ([0-9]+) µs of CPU a request with sendfile, ([0-9]+) with writev \(a handler's read of it included\): (sendfile|writev)\n$`)
+	m := line.FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("output %q, want one line with both costs and the choice", out.String())
+	}
+	f, _ := strconv.Atoi(m[1])
+	v, _ := strconv.Atoi(m[2])
+	if f <= 0 || v <= 0 {
+		t.Errorf("costs %d and %d µs, want both positive", f, v)
+	}
+	switch {
+	case file != (m[3] == "sendfile"):
+		t.Errorf("sendsFile returned %t, but printed %s", file, m[3])
+	case f < v && !file, f > v && file:
+		t.Errorf("chose %s at %d µs with sendfile and %d with writev: not the cheaper", m[3], f, v)
+	}
+
+	// The same body again: the choice is kept, not measured again.
+	out.Reset()
+	again, err := h.sendsFile(ctx, "application/octet-stream", body, nil)
+	if err != nil || again != file || out.Len() != 0 {
+		t.Errorf("second call: %t, %v, printed %q; want %t, no error, nothing printed", again, err, out.String(), file)
+	}
+
+	// A load of the body to a server goes out the chosen way and arrives
+	// whole.
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, err := io.ReadAll(r.Body)
+		if err != nil || !bytes.Equal(got, body) {
+			http.Error(w, "body differs", http.StatusBadRequest)
+			return
+		}
+		_, _ = io.WriteString(w, "ok")
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	op := h.post(ctx, "http://"+ln.Addr().String()+"/", "application/octet-stream", body, nil)
+	var buf bytes.Buffer
+	if err := op(ctx, &buf); err != nil || buf.String() != "ok" {
+		t.Fatalf("request: %v, answer %q", err, buf.String())
+	}
+	c := h.clients[ln.Addr().String()]
+	if c == nil {
+		t.Fatal("no client for the server")
+	}
+	if files := len(c.files); (files == 1) != file || files > 1 {
+		t.Errorf("client prepared %d files for a body sent with sendfile %t", files, file)
 	}
 }
