@@ -273,12 +273,8 @@ type benchHarness struct {
 	described map[*benchLoad]bool // loads whose measurements report printed
 
 	// sendChoice is whether the lean generator sends each body (by its
-	// first byte) with sendfile, once sendsFile has measured it; sink
-	// is the URL of the handler that it measures against, stopped by
-	// stopSink.
+	// first byte) with sendfile, once sendsFile has measured it.
 	sendChoice map[*byte]bool
-	sink       string
-	stopSink   func()
 }
 
 // benchLoad is one kind of load: op does one operation (an HTTP request
@@ -375,9 +371,6 @@ func benchInference(ctx context.Context, opts benchOptions, stdout, stderr io.Wr
 	defer func() {
 		for _, c := range h.clients {
 			c.close()
-		}
-		if h.stopSink != nil {
-			h.stopSink()
 		}
 	}()
 
@@ -1162,9 +1155,9 @@ const sendCalibration = 2 * time.Second
 // sendsFile reports whether the lean generator sends body with sendfile
 // rather than writev. It decides once for each body, by measuring what
 // a request of it costs this process both ways, to a handler that reads
-// the body as the inference handlers do and drops it: the handler's read is the same either way, so the
-// difference is the generator's. Which way costs less depends on the
-// machine: sendfile spares a copy of the body but hands the loopback
+// the body as the inference handlers do and drops it: the handler's
+// read is the same either way, so the difference is the generator's.
+// Which way costs less depends on the machine: sendfile spares a copy of the body but hands the loopback
 // each page of it separately, and on some hosts that costs twice the
 // copy (see the README's Performance).
 func (h *benchHarness) sendsFile(ctx context.Context, contentType string, body []byte, header map[string]string) (bool, error) {
@@ -1174,32 +1167,18 @@ func (h *benchHarness) sendsFile(ctx context.Context, contentType string, body [
 	if file, ok := h.sendChoice[&body[0]]; ok {
 		return file, nil
 	}
-	if h.sink == "" {
-		// The sink reads each body as the inference handlers do.
-		var bufs sync.Pool
-		url, stop, err := serveBench(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			b, _ := bufs.Get().(*[]byte)
-			if b == nil || int64(len(*b)) < r.ContentLength {
-				b = new(make([]byte, max(r.ContentLength, 0)))
-			}
-			defer bufs.Put(b)
-			if _, err := inference.ReadBody(r, *b); err != nil {
-				http.Error(w, err.Error(), http.StatusBadRequest)
-				return
-			}
-			w.Header().Set("Content-Type", "application/json")
-			_, _ = io.WriteString(w, "{}")
-		}), slog.New(slog.DiscardHandler))
-		if err != nil {
-			return false, err
-		}
-		h.sink, h.stopSink = url, stop
+	// The sink: HTTP alone's handler, which reads each body as the
+	// inference handlers do.
+	sink, stop, err := serveBench(transportHandler(len(body), map[string][]byte{"/": []byte("{}")}), slog.New(slog.DiscardHandler))
+	if err != nil {
+		return false, err
 	}
-	c := newBenchClient(strings.TrimPrefix(h.sink, "http://"), 2*h.opts.Concurrency, true)
+	defer stop()
+	c := newBenchClient(strings.TrimPrefix(sink, "http://"), 2*h.opts.Concurrency, true)
 	defer c.close()
 	var loads []*benchLoad
 	for _, writev := range []bool{false, true} {
-		r, _, err := newBenchRequest(h.sink+"/", contentType, body, header)
+		r, _, err := newBenchRequest(sink+"/", contentType, body, header)
 		if err != nil {
 			return false, err
 		}

@@ -231,9 +231,6 @@ func TestBenchSendChoice(t *testing.T) {
 		for _, c := range h.clients {
 			c.close()
 		}
-		if h.stopSink != nil {
-			h.stopSink()
-		}
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
