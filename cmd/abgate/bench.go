@@ -1157,9 +1157,9 @@ const sendCalibration = 2 * time.Second
 // a request of it costs this process both ways, to a handler that reads
 // the body as the inference handlers do and drops it: the handler's
 // read is the same either way, so the difference is the generator's.
-// Which way costs less depends on the machine: sendfile spares a copy of the body but hands the loopback
-// each page of it separately, and on some hosts that costs twice the
-// copy (see the README's Performance).
+// Which way costs less depends on the machine: sendfile spares a copy of
+// the body but hands the loopback each page of it separately, and on
+// some hosts that costs twice the copy (see the README's Performance).
 func (h *benchHarness) sendsFile(ctx context.Context, contentType string, body []byte, header map[string]string) (bool, error) {
 	if len(body) == 0 {
 		return false, nil
@@ -1177,18 +1177,14 @@ func (h *benchHarness) sendsFile(ctx context.Context, contentType string, body [
 	c := newBenchClient(strings.TrimPrefix(sink, "http://"), 2*h.opts.Concurrency, true)
 	defer c.close()
 	var loads []*benchLoad
-	for _, writev := range []bool{false, true} {
+	for _, name := range []string{"sendfile", "writev"} {
 		r, _, err := newBenchRequest(sink+"/", contentType, body, header)
 		if err != nil {
 			return false, err
 		}
-		r.writev = writev
+		r.writev = name == "writev"
 		if err := c.prepare(r); err != nil {
 			return false, err
-		}
-		name := "sendfile"
-		if writev {
-			name = "writev"
 		}
 		loads = append(loads, &benchLoad{name: name, items: 1, op: func(ctx context.Context, buf *bytes.Buffer) error {
 			return c.do(ctx, r, buf)
@@ -1203,19 +1199,17 @@ func (h *benchHarness) sendsFile(ctx context.Context, contentType string, body [
 			return false, fmt.Errorf("lean client, %s: %w", l.name, l.err)
 		}
 	}
-	choice := true // sendfile, unless writev is seen to cost less
+	best := file // unless writev is seen to cost less
 	if file.cpu.ok && vec.cpu.ok && file.done > 0 && vec.done > 0 {
 		f := file.cpu.self / float64(file.done)
 		v := vec.cpu.self / float64(vec.done)
-		choice = f <= v
-		way := "sendfile"
-		if !choice {
-			way = "writev"
+		if v < f {
+			best = vec
 		}
-		fmt.Fprintf(h.out, "# lean client, a body of %d bytes: %.0f µs of CPU a request with sendfile, %.0f with writev (a handler's read of it included): %s\n", len(body), f*1e6, v*1e6, way)
+		fmt.Fprintf(h.out, "# lean client, a body of %d bytes: %.0f µs of CPU a request with sendfile, %.0f with writev (a handler's read of it included): %s\n", len(body), f*1e6, v*1e6, best.name)
 	}
-	h.sendChoice[&body[0]] = choice
-	return choice, nil
+	h.sendChoice[&body[0]] = best == file
+	return best == file, nil
 }
 
 // httpError is an answer other than 200.

@@ -25,9 +25,9 @@ import (
 // loopback instead of copying the request from the client's memory), or
 // one writev, the way wrk and Triton's perf_analyzer write theirs, where
 // it does not or where the request asks for it (the harness measures
-// which of the two costs less for each body). The server reads the same bytes either way. net/http's client copies a
-// body through 32 KiB chunks, with a goroutine hand-off each way per
-// request.
+// which of the two costs less for each body). The server reads the same
+// bytes either way. net/http's client copies a body through 32 KiB
+// chunks, with a goroutine hand-off each way per request.
 type benchClient struct {
 	addr string          // host:port
 	idle chan *benchConn // connections free for a request
@@ -60,9 +60,9 @@ func newBenchClient(addr string, idle int, sendFile bool) *benchClient {
 }
 
 // prepare readies r to be sent by c: when c sends files and r is not
-// marked writev, it copies the request, head and body, into a temporary file that is removed from its
-// directory at once and closed by c.close. It is not safe to call while
-// c sends requests.
+// marked writev, it copies the request, head and body, into a temporary
+// file that is removed from its directory at once and closed by
+// c.close. It is not safe to call while c sends requests.
 func (c *benchClient) prepare(r *benchRequest) error {
 	if !c.sendFile || r.writev {
 		return nil
